@@ -1,0 +1,83 @@
+/* config.h - the effective configuration: built-in defaults, then a JSON document (file or
+ * HEALTHAGG_CONFIG), then environment, then command-line flags. Later sources win.
+ *
+ * Loading either yields a complete, validated config or an error naming the field
+ * ("checks[1].timeout: ...") and the fix. Nothing starts half-configured. */
+#ifndef HEALTHAGG_CONFIG_H
+#define HEALTHAGG_CONFIG_H
+
+#include "healthagg/parse.h"
+
+#define HA_NAME_MAX 64
+#define HA_URL_TEXT_MAX 1100
+#define HA_EXPECT_MAX 16
+#define HA_BODY_MATCH_MAX 256
+#define HA_MAX_CHECKS 4096
+#define HA_MAX_FLAG_CHECKS 64
+
+typedef struct ha_check_config {
+    char name[HA_NAME_MAX];
+    char url_text[HA_URL_TEXT_MAX];
+    ha_url url;
+    uint64_t interval_ms;
+    uint64_t timeout_ms;
+    uint64_t start_period_ms;
+    unsigned failure_threshold;
+    unsigned success_threshold;
+    bool critical;
+    bool method_head; /* http: HEAD instead of GET */
+    ha_status_range expect[HA_EXPECT_MAX];
+    size_t n_expect;
+    char expect_body[HA_BODY_MATCH_MAX]; /* http: substring the body must contain; "" = any */
+    uint32_t max_response_bytes;         /* http: bytes read before the verdict is taken */
+} ha_check_config;
+
+/* Bounds on what clients of the health endpoint may cost us. */
+typedef struct ha_server_limits {
+    unsigned max_connections;
+    unsigned max_header_bytes;
+    uint64_t request_timeout_ms; /* from first byte of a request to its end */
+    uint64_t idle_timeout_ms;    /* keep-alive connection with no request in progress */
+    unsigned max_requests_per_connection;
+} ha_server_limits;
+
+typedef struct ha_config {
+    char listen_host[64];
+    uint16_t listen_port;
+    uint64_t grace_ms; /* SIGTERM: serve 503 draining this long, then exit 0 */
+    ha_server_limits limits;
+    ha_check_config *checks; /* owned; ha_config_free releases it */
+    size_t n_checks;
+    char source[96]; /* where the JSON came from, for the startup log */
+} ha_config;
+
+/* Everything the outside world hands us, kept as text so errors can name the flag. */
+typedef struct ha_config_inputs {
+    const char *config_path;   /* --config */
+    const char *env_file;      /* HEALTHAGG_CONFIG_FILE */
+    const char *env_inline;    /* HEALTHAGG_CONFIG */
+    const char *env_listen;    /* HEALTHAGG_LISTEN */
+    const char *flag_listen;   /* --listen */
+    const char *flag_interval; /* --interval ... */
+    const char *flag_timeout;
+    const char *flag_start_period;
+    const char *flag_failure_threshold;
+    const char *flag_success_threshold;
+    const char *flag_grace;
+    const char *flag_checks[HA_MAX_FLAG_CHECKS]; /* --check [NAME=]URL */
+    size_t n_flag_checks;
+} ha_config_inputs;
+
+/* Returns 0 with *out filled, or -1 with `err` holding "field: problem; fix". */
+int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t errlen);
+/* Only the JSON step, for fuzzing and unit tests: `origin` names the source in errors. */
+int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_config *out,
+                         char *err, size_t errlen);
+/* Resolves the listen address the way `serve` would, without requiring any checks:
+ * what `probe` uses to find the sidecar. */
+int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen, uint16_t *port,
+                          char *err, size_t errlen);
+void ha_config_free(ha_config *c);
+bool ha_status_expected(const ha_check_config *c, int status);
+
+#endif

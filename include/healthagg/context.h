@@ -1,0 +1,80 @@
+/* context.h - the one context struct of `healthagg serve`: every piece of mutable state the
+ * daemon has hangs off it, and each subsystem gets it passed in. Data flows one way:
+ * config -> scheduler -> checks -> state -> aggregate -> cache -> server. */
+#ifndef HEALTHAGG_CONTEXT_H
+#define HEALTHAGG_CONTEXT_H
+
+#include "healthagg/aggregate.h"
+#include "healthagg/check.h"
+#include "healthagg/config.h"
+#include "healthagg/render.h"
+#include "healthagg/server.h"
+
+#include <uv.h>
+
+typedef struct ha_context ha_context;
+
+/* Scheduling of one check: its timer, its probe, and where its state lives. */
+typedef struct ha_check_runtime {
+    ha_context *ctx;
+    size_t index; /* into config.checks and states */
+    ha_probe probe;
+    uv_timer_t timer;
+    uint64_t planned_ms; /* loop time this check is due */
+    bool probe_ready;
+} ha_check_runtime;
+
+/* Rendered responses; /readyz is rebuilt as soon as a batch of results changes it, /health
+ * and /metrics are marked dirty and rebuilt by their next reader (see cache.c for why). */
+typedef struct ha_cache {
+    ha_response *livez_ok, *livez_stale, *readyz_stale;
+    ha_response *readyz, *health, *metrics;
+    ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body, *timed_out;
+    bool health_dirty, metrics_dirty;
+} ha_cache;
+
+struct ha_context {
+    uv_loop_t loop;
+    ha_config config;
+    ha_check_state *states;   /* parallel to config.checks */
+    ha_check_runtime *checks; /* parallel to config.checks */
+
+    ha_agg_status agg;
+    char summary[HA_SUMMARY_MAX];
+    bool draining;
+    bool stopping;
+
+    uv_prepare_t batch; /* runs once per loop turn, before it blocks, after results arrived */
+    bool batch_pending;
+    uint64_t last_eval_ms;   /* loop time the scheduler last fired a check */
+    uint64_t stale_after_ms; /* 3x the largest interval */
+    uint64_t start_wall_ms;
+    uint64_t sched_lag_max_us;
+    uint64_t probes_skipped;
+    uint64_t rng; /* xorshift state for jitter */
+
+    ha_cache cache;
+    ha_server server;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t grace;
+};
+
+/* scheduler.c */
+int ha_scheduler_start(ha_context *ctx);
+void ha_scheduler_stop(ha_context *ctx);
+void ha_scheduler_free(ha_context *ctx);
+/* Recomputes the aggregate now (also used when draining starts). */
+void ha_scheduler_refresh(ha_context *ctx);
+
+/* cache.c */
+int ha_cache_init(ha_context *ctx);
+void ha_cache_free(ha_context *ctx);
+/* Installs a new /readyz and marks the rest dirty. */
+void ha_cache_results_changed(ha_context *ctx, bool readyz_changed);
+bool ha_cache_stale(const ha_context *ctx);
+ha_response *ha_cache_livez(ha_context *ctx);
+ha_response *ha_cache_readyz(ha_context *ctx);
+ha_response *ha_cache_health(ha_context *ctx);
+ha_response *ha_cache_metrics(ha_context *ctx);
+
+#endif

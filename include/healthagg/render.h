@@ -1,0 +1,44 @@
+/* render.h - turns the cached state into HTTP responses: plain text, health+json, Prometheus.
+ *
+ * A rendered response is one contiguous, reference-counted buffer holding the status line,
+ * headers and body. The server writes it as is (HEAD writes only the first head_len bytes),
+ * and holds a reference while a write is in flight so a re-render can't pull it away. */
+#ifndef HEALTHAGG_RENDER_H
+#define HEALTHAGG_RENDER_H
+
+#include "healthagg/aggregate.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ha_response {
+    unsigned refs;
+    int status;
+    size_t len;      /* whole response */
+    size_t head_len; /* status line + headers, what HEAD sends */
+    char data[];
+} ha_response;
+
+/* What the renderers read; filled by the owner of the state. */
+typedef struct ha_view {
+    const ha_check_config *cfg;
+    const ha_check_state *st;
+    size_t n;
+    ha_agg_status agg;
+    const char *summary;
+    uint64_t start_wall_ms;
+    uint64_t sched_lag_max_us;
+    uint64_t probes_skipped;
+} ha_view;
+
+/* A response with `body` (may be NULL for none); extra_headers is "Name: v\r\n"... or NULL. */
+ha_response *ha_response_new(int status, const char *content_type, const char *extra_headers,
+                             const char *body, size_t body_len);
+void ha_response_ref(ha_response *r);
+void ha_response_unref(ha_response *r);
+
+ha_response *ha_render_readyz(const ha_view *v);
+ha_response *ha_render_health(const ha_view *v);
+ha_response *ha_render_metrics(const ha_view *v);
+
+#endif

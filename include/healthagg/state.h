@@ -1,0 +1,48 @@
+/* state.h - one check's verdict over time: the threshold state machine.
+ *
+ * Pure logic, no I/O: fed one probe result at a time with the current time, it decides
+ * whether the check is starting, passing or failing. Mirrors Docker/ECS semantics so the
+ * numbers people already know carry over: failures inside the start period do not count,
+ * the first success ends the start period, `failure_threshold` consecutive failures turn a
+ * check down, `success_threshold` consecutive successes bring it back. */
+#ifndef HEALTHAGG_STATE_H
+#define HEALTHAGG_STATE_H
+
+#include "healthagg/config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HA_REASON_MAX 192
+
+typedef enum { HA_CHECK_STARTING, HA_CHECK_PASS, HA_CHECK_FAIL } ha_check_status;
+
+/* One probe attempt's outcome. */
+typedef struct ha_result {
+    bool ok;
+    uint64_t latency_us;
+    int http_status; /* 0 when no status line was read */
+    char reason[HA_REASON_MAX];
+} ha_result;
+
+typedef struct ha_check_state {
+    ha_check_status status;
+    unsigned consecutive_failures; /* only failures that count (outside the start period) */
+    unsigned consecutive_successes;
+    uint64_t transitions;
+    uint64_t probes_total;
+    uint64_t failures_total;
+    bool has_result;
+    ha_result last;
+    uint64_t last_wall_ms;         /* when `last` was observed */
+    uint64_t last_success_wall_ms; /* 0 = never */
+    uint64_t started_mono_ms;      /* start of the start period */
+} ha_check_state;
+
+const char *ha_check_status_name(ha_check_status s);
+void ha_state_init(ha_check_state *s, uint64_t now_mono_ms);
+/* Applies one result; returns true when `status` changed. */
+bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result *r,
+                    uint64_t now_mono_ms, uint64_t now_wall_ms);
+
+#endif

@@ -1,0 +1,108 @@
+/* aggregate.c - folds per-check states into the task's verdict and its one-line reason. */
+#include "healthagg/aggregate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *ha_agg_status_name(ha_agg_status s)
+{
+    switch (s) {
+    case HA_AGG_STARTING:
+        return "starting";
+    case HA_AGG_PASS:
+        return "pass";
+    case HA_AGG_WARN:
+        return "warn";
+    case HA_AGG_FAIL:
+        return "fail";
+    case HA_AGG_DRAINING:
+        return "draining";
+    }
+    return "unknown";
+}
+
+bool ha_agg_ready(ha_agg_status s)
+{
+    return s == HA_AGG_PASS || s == HA_AGG_WARN;
+}
+
+ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
+                           bool draining)
+{
+    if (draining)
+        return HA_AGG_DRAINING;
+    bool any_critical_fail = false, any_critical_starting = false, any_other_fail = false;
+    for (size_t i = 0; i < n; i++) {
+        if (cfg[i].critical) {
+            any_critical_fail |= st[i].status == HA_CHECK_FAIL;
+            any_critical_starting |= st[i].status == HA_CHECK_STARTING;
+        } else {
+            any_other_fail |= st[i].status == HA_CHECK_FAIL;
+        }
+    }
+    if (any_critical_fail)
+        return HA_AGG_FAIL;
+    if (any_critical_starting)
+        return HA_AGG_STARTING;
+    return any_other_fail ? HA_AGG_WARN : HA_AGG_PASS;
+}
+
+/* Appends "name: reason" for every check matching (critical, status), "; "-separated.
+ * Keeps going until the buffer is full, then marks the cut with "...". */
+static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_config *cfg,
+                            const ha_check_state *st, size_t n, bool critical,
+                            ha_check_status status)
+{
+    bool first = true;
+    for (size_t i = 0; i < n && off < len; i++) {
+        if (cfg[i].critical != critical || st[i].status != status)
+            continue;
+        const char *reason = st[i].has_result ? st[i].last.reason : "no result yet";
+        int w = snprintf(buf + off, len - off, "%s%s: %s", first ? "" : "; ", cfg[i].name, reason);
+        if (w < 0)
+            break;
+        if ((size_t)w >= len - off) {
+            if (len >= 4)
+                memcpy(buf + len - 4, "...", 4);
+            return len - 1;
+        }
+        off += (size_t)w;
+        first = false;
+    }
+    return off;
+}
+
+void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const ha_check_state *st,
+                          size_t n, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    size_t off = 0;
+    switch (agg) {
+    case HA_AGG_PASS:
+        snprintf(buf, len, "ok");
+        break;
+    case HA_AGG_WARN:
+        off = (size_t)snprintf(buf, len, "ok (warn: ");
+        if (off < len) {
+            off = append_checks(buf, len, off, cfg, st, n, false, HA_CHECK_FAIL);
+            if (off + 1 < len) {
+                buf[off++] = ')';
+                buf[off] = '\0';
+            }
+        }
+        break;
+    case HA_AGG_FAIL:
+        append_checks(buf, len, 0, cfg, st, n, true, HA_CHECK_FAIL);
+        break;
+    case HA_AGG_STARTING:
+        off = (size_t)snprintf(buf, len, "starting: ");
+        if (off < len)
+            append_checks(buf, len, off, cfg, st, n, true, HA_CHECK_STARTING);
+        break;
+    case HA_AGG_DRAINING:
+        snprintf(buf, len, "draining");
+        break;
+    }
+}

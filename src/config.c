@@ -1,0 +1,683 @@
+/* config.c - builds the effective configuration and validates it.
+ *
+ * Order of precedence, lowest first: built-in defaults, the JSON document's "defaults", each
+ * check's own keys, then command-line flags (a flag like --interval applies to every check:
+ * "flags win" is the rule users rely on when they override a baked-in config at run time).
+ * Errors name the field as a path (checks[1].timeout) or the flag (--interval), say what
+ * was wrong and how to fix it. Unknown and duplicate keys are errors: a typo in a health
+ * check config must never silently fall back to a default. */
+#include "healthagg/config.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define PATH_MAX_LEN 96
+
+typedef struct errbuf {
+    char *buf;
+    size_t len;
+} errbuf;
+
+static int errf(errbuf e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int errf(errbuf e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (e.buf && e.len)
+        vsnprintf(e.buf, e.len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void set_builtin_check_defaults(ha_check_config *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->interval_ms = 5000;
+    d->timeout_ms = 2000;
+    d->start_period_ms = 0;
+    d->failure_threshold = 3;
+    d->success_threshold = 1;
+    d->critical = true;
+    d->method_head = false;
+    d->expect[0].lo = 200;
+    d->expect[0].hi = 399;
+    d->n_expect = 1;
+    d->max_response_bytes = 64 * 1024;
+}
+
+static void set_builtin_defaults(ha_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->listen_host, "127.0.0.1");
+    c->listen_port = 8099;
+    c->grace_ms = 0;
+    c->limits.max_connections = 1024;
+    c->limits.max_header_bytes = 8192;
+    c->limits.request_timeout_ms = 5000;
+    c->limits.idle_timeout_ms = 60000;
+    c->limits.max_requests_per_connection = 10000;
+    strcpy(c->source, "defaults and flags");
+}
+
+static const char *json_type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsNull(v))
+        return "null";
+    if (cJSON_IsArray(v))
+        return "an array";
+    if (cJSON_IsObject(v))
+        return "an object";
+    return "an invalid value";
+}
+
+/* Rejects keys outside `allowed` and keys given twice, naming the path and the valid keys. */
+static int check_keys(const cJSON *obj, const char *path, const char *const *allowed, errbuf e)
+{
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        bool known = false;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(it->string, allowed[i]) == 0)
+                known = true;
+        if (!known) {
+            char list[512] = "";
+            size_t off = 0;
+            for (size_t i = 0; allowed[i] && off < sizeof(list); i++)
+                off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+                                        allowed[i]);
+            return errf(e, "%s%s%.64s: unknown key; valid keys here are: %s", path,
+                        *path ? "." : "", it->string, list);
+        }
+        for (const cJSON *prev = obj->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, it->string) == 0)
+                return errf(e, "%s%s%.64s: key appears twice; keep one", path, *path ? "." : "",
+                            it->string);
+    }
+    return 0;
+}
+
+static int get_duration(const cJSON *v, const char *path, uint64_t *out, errbuf e)
+{
+    char msg[HA_ERR_MAX];
+    if (!cJSON_IsString(v))
+        return errf(e, "%s: expected a duration string like \"5s\", got %s", path,
+                    json_type_name(v));
+    if (ha_parse_duration(v->valuestring, out, msg, sizeof(msg)) != 0)
+        return errf(e, "%s: %s", path, msg);
+    return 0;
+}
+
+static int get_uint(const cJSON *v, const char *path, unsigned min, unsigned max, unsigned *out,
+                    errbuf e)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
+        v->valuedouble > max) {
+        if (cJSON_IsNumber(v))
+            return errf(e, "%s: %g is not a whole number in %u-%u", path, v->valuedouble, min,
+                        max);
+        return errf(e, "%s: expected a whole number %u-%u, got %s", path, min, max,
+                    json_type_name(v));
+    }
+    *out = (unsigned)v->valuedouble;
+    return 0;
+}
+
+static int get_bool(const cJSON *v, const char *path, bool *out, errbuf e)
+{
+    if (!cJSON_IsBool(v))
+        return errf(e, "%s: expected true or false, got %s", path, json_type_name(v));
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int get_string(const cJSON *v, const char *path, char *out, size_t outlen, errbuf e)
+{
+    if (!cJSON_IsString(v))
+        return errf(e, "%s: expected a string, got %s", path, json_type_name(v));
+    if (strlen(v->valuestring) >= outlen)
+        return errf(e, "%s: longer than %zu characters", path, outlen - 1);
+    strcpy(out, v->valuestring);
+    return 0;
+}
+
+static int get_expect_status(const cJSON *v, const char *path, ha_check_config *c, errbuf e)
+{
+    const cJSON *items = v;
+    size_t count = cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 1;
+    if (count == 0 || count > HA_EXPECT_MAX)
+        return errf(e, "%s: give 1 to %d status codes or ranges", path, HA_EXPECT_MAX);
+    const cJSON *it = cJSON_IsArray(v) ? items->child : v;
+    for (size_t i = 0; i < count; i++, it = it->next) {
+        char msg[HA_ERR_MAX], text[32];
+        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
+            fabs(it->valuedouble) < 1e6) {
+            snprintf(text, sizeof(text), "%d", (int)it->valuedouble);
+        } else if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(text)) {
+            strcpy(text, it->valuestring);
+        } else {
+            return errf(e, "%s[%zu]: expected a status like 200, \"200-399\" or \"2xx\", got %s",
+                        path, i, json_type_name(it));
+        }
+        if (ha_parse_status_range(text, &c->expect[i], msg, sizeof(msg)) != 0)
+            return errf(e, "%s[%zu]: %s", path, i, msg);
+    }
+    c->n_expect = count;
+    return 0;
+}
+
+/* Keys a check and "defaults" share. */
+static const char *const check_keys_defaults[] = {
+    "interval", "timeout", "start_period", "failure_threshold", "success_threshold",
+    "critical", "method", "expect_status", "max_response_bytes", NULL};
+static const char *const check_keys_check[] = {
+    "name", "url", "interval", "timeout", "start_period", "failure_threshold",
+    "success_threshold", "critical", "method", "expect_status", "expect_body",
+    "max_response_bytes", NULL};
+
+static int apply_check_fields(const cJSON *obj, const char *path, ha_check_config *c, errbuf e)
+{
+    char p[PATH_MAX_LEN + 32];
+    for (const cJSON *v = obj->child; v; v = v->next) {
+        snprintf(p, sizeof(p), "%s.%s", path, v->string);
+        const char *k = v->string;
+        int rc = 0;
+        if (strcmp(k, "interval") == 0) {
+            rc = get_duration(v, p, &c->interval_ms, e);
+        } else if (strcmp(k, "timeout") == 0) {
+            rc = get_duration(v, p, &c->timeout_ms, e);
+        } else if (strcmp(k, "start_period") == 0) {
+            rc = get_duration(v, p, &c->start_period_ms, e);
+        } else if (strcmp(k, "failure_threshold") == 0) {
+            rc = get_uint(v, p, 1, 100, &c->failure_threshold, e);
+        } else if (strcmp(k, "success_threshold") == 0) {
+            rc = get_uint(v, p, 1, 100, &c->success_threshold, e);
+        } else if (strcmp(k, "critical") == 0) {
+            rc = get_bool(v, p, &c->critical, e);
+        } else if (strcmp(k, "method") == 0) {
+            if (!cJSON_IsString(v) ||
+                (strcmp(v->valuestring, "GET") != 0 && strcmp(v->valuestring, "HEAD") != 0))
+                return errf(e, "%s: expected \"GET\" or \"HEAD\"", p);
+            c->method_head = strcmp(v->valuestring, "HEAD") == 0;
+        } else if (strcmp(k, "expect_status") == 0) {
+            rc = get_expect_status(v, p, c, e);
+        } else if (strcmp(k, "expect_body") == 0) {
+            rc = get_string(v, p, c->expect_body, sizeof(c->expect_body), e);
+        } else if (strcmp(k, "max_response_bytes") == 0) {
+            unsigned n;
+            rc = get_uint(v, p, 256, 16 * 1024 * 1024, &n, e);
+            c->max_response_bytes = n;
+        } else if (strcmp(k, "name") == 0) {
+            rc = get_string(v, p, c->name, sizeof(c->name), e);
+        } else if (strcmp(k, "url") == 0) {
+            char msg[HA_ERR_MAX];
+            if ((rc = get_string(v, p, c->url_text, sizeof(c->url_text), e)) != 0)
+                return rc;
+            if (ha_parse_url(c->url_text, &c->url, msg, sizeof(msg)) != 0)
+                return errf(e, "%s: %s", p, msg);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int apply_server_fields(const cJSON *obj, ha_server_limits *l, errbuf e)
+{
+    static const char *const keys[] = {"max_connections", "max_header_bytes", "request_timeout",
+                                       "idle_timeout", "max_requests_per_connection", NULL};
+    if (!cJSON_IsObject(obj))
+        return errf(e, "server: expected an object, got %s", json_type_name(obj));
+    if (check_keys(obj, "server", keys, e) != 0)
+        return -1;
+    char p[PATH_MAX_LEN];
+    for (const cJSON *v = obj->child; v; v = v->next) {
+        snprintf(p, sizeof(p), "server.%s", v->string);
+        int rc = 0;
+        if (strcmp(v->string, "max_connections") == 0)
+            rc = get_uint(v, p, 1, 65536, &l->max_connections, e);
+        else if (strcmp(v->string, "max_header_bytes") == 0)
+            rc = get_uint(v, p, 256, 1024 * 1024, &l->max_header_bytes, e);
+        else if (strcmp(v->string, "request_timeout") == 0)
+            rc = get_duration(v, p, &l->request_timeout_ms, e);
+        else if (strcmp(v->string, "idle_timeout") == 0)
+            rc = get_duration(v, p, &l->idle_timeout_ms, e);
+        else if (strcmp(v->string, "max_requests_per_connection") == 0)
+            rc = get_uint(v, p, 1, 1000000000, &l->max_requests_per_connection, e);
+        if (rc != 0)
+            return rc;
+    }
+    if (l->request_timeout_ms == 0)
+        return errf(e, "server.request_timeout: must be above 0 (e.g. \"5s\")");
+    if (l->idle_timeout_ms == 0)
+        return errf(e, "server.idle_timeout: must be above 0 (e.g. \"60s\")");
+    return 0;
+}
+
+/* Derives a name from the URL when none is given: "127.0.0.1:8080". */
+static void default_name(ha_check_config *c)
+{
+    ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, c->name, sizeof(c->name));
+}
+
+/* The JSON document, applied on top of `out`'s current contents. */
+static int apply_json(const char *json, size_t len, const char *origin, ha_config *out,
+                      ha_check_config *defaults, errbuf e)
+{
+    static const char *const top_keys[] = {"listen", "shutdown_grace", "defaults", "checks",
+                                           "server", NULL};
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!root) {
+        size_t off = end && end >= json ? (size_t)(end - json) : 0;
+        if (off > len)
+            off = len;
+        unsigned line = 1, col = 1;
+        for (size_t i = 0; i < off; i++) {
+            if (json[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        return errf(e, "%s: invalid JSON near line %u column %u; check quotes, commas and braces",
+                    origin, line, col);
+    }
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        errf(e, "%s: the config must be a JSON object, got %s", origin, json_type_name(root));
+        goto out;
+    }
+    if (check_keys(root, "", top_keys, e) != 0)
+        goto out;
+    const cJSON *v;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "listen")) != NULL) {
+        char msg[HA_ERR_MAX], text[128];
+        if (get_string(v, "listen", text, sizeof(text), e) != 0)
+            goto out;
+        if (ha_parse_listen(text, out->listen_host, sizeof(out->listen_host), &out->listen_port,
+                            msg, sizeof(msg)) != 0) {
+            errf(e, "listen: %s", msg);
+            goto out;
+        }
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "shutdown_grace")) != NULL &&
+        get_duration(v, "shutdown_grace", &out->grace_ms, e) != 0)
+        goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "server")) != NULL &&
+        apply_server_fields(v, &out->limits, e) != 0)
+        goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "defaults")) != NULL) {
+        if (!cJSON_IsObject(v)) {
+            errf(e, "defaults: expected an object, got %s", json_type_name(v));
+            goto out;
+        }
+        if (check_keys(v, "defaults", check_keys_defaults, e) != 0 ||
+            apply_check_fields(v, "defaults", defaults, e) != 0)
+            goto out;
+    }
+    const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
+    if (checks) {
+        if (!cJSON_IsArray(checks)) {
+            errf(e, "checks: expected an array of checks, got %s", json_type_name(checks));
+            goto out;
+        }
+        size_t n = (size_t)cJSON_GetArraySize(checks);
+        if (n > HA_MAX_CHECKS) {
+            errf(e, "checks: %zu checks is more than the limit of %d", n, HA_MAX_CHECKS);
+            goto out;
+        }
+        out->checks = calloc(n ? n : 1, sizeof(*out->checks));
+        if (!out->checks) {
+            errf(e, "checks: out of memory");
+            goto out;
+        }
+        size_t i = 0;
+        for (const cJSON *c = checks->child; c; c = c->next, i++) {
+            char path[PATH_MAX_LEN];
+            snprintf(path, sizeof(path), "checks[%zu]", i);
+            if (!cJSON_IsObject(c)) {
+                errf(e, "%s: expected an object like {\"name\": \"app\", \"url\": "
+                        "\"http://127.0.0.1:8080/healthz\"}, got %s", path, json_type_name(c));
+                goto out;
+            }
+            ha_check_config *cc = &out->checks[i];
+            *cc = *defaults;
+            if (check_keys(c, path, check_keys_check, e) != 0 ||
+                apply_check_fields(c, path, cc, e) != 0)
+                goto out;
+            if (!cJSON_GetObjectItemCaseSensitive(c, "url")) {
+                errf(e, "%s.url: missing; every check needs a url such as "
+                        "\"http://127.0.0.1:8080/healthz\" or \"tcp://127.0.0.1:5432\"", path);
+                goto out;
+            }
+            if (cc->name[0] == '\0')
+                default_name(cc);
+            out->n_checks = i + 1;
+        }
+    }
+    snprintf(out->source, sizeof(out->source), "%s", origin);
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int read_file(const char *path, const char *what, char **out, size_t *outlen, errbuf e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errf(e, "%s: cannot open %.200s: %s", what, path, strerror(errno));
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        return errf(e, "%s: out of memory", what);
+    }
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    int read_error = ferror(f);
+    fclose(f);
+    if (read_error) {
+        free(buf);
+        return errf(e, "%s: cannot read %.200s", what, path);
+    }
+    if (n > CONFIG_FILE_MAX) {
+        free(buf);
+        return errf(e, "%s: %.200s is larger than 1 MiB", what, path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+/* Picks the one JSON source; returns 1 if there is none, 0 with *json owned by the caller. */
+static int load_json_source(const ha_config_inputs *in, char **json, size_t *len, char *origin,
+                            size_t originlen, errbuf e)
+{
+    if (in->config_path) {
+        snprintf(origin, originlen, "--config %s", in->config_path);
+        return read_file(in->config_path, "--config", json, len, e);
+    }
+    bool has_file = in->env_file && *in->env_file;
+    bool has_inline = in->env_inline && *in->env_inline;
+    if (has_file && has_inline)
+        return errf(e, "HEALTHAGG_CONFIG_FILE and HEALTHAGG_CONFIG are both set; keep one "
+                       "(a --config flag would override both)");
+    if (has_file) {
+        snprintf(origin, originlen, "HEALTHAGG_CONFIG_FILE %s", in->env_file);
+        return read_file(in->env_file, "HEALTHAGG_CONFIG_FILE", json, len, e);
+    }
+    if (has_inline) {
+        snprintf(origin, originlen, "HEALTHAGG_CONFIG");
+        *len = strlen(in->env_inline);
+        *json = malloc(*len + 1);
+        if (!*json)
+            return errf(e, "HEALTHAGG_CONFIG: out of memory");
+        memcpy(*json, in->env_inline, *len + 1);
+        return 0;
+    }
+    return 1;
+}
+
+static int apply_listen(const char *text, const char *what, ha_config *out, errbuf e)
+{
+    char msg[HA_ERR_MAX];
+    if (ha_parse_listen(text, out->listen_host, sizeof(out->listen_host), &out->listen_port, msg,
+                        sizeof(msg)) != 0)
+        return errf(e, "%s: %s", what, msg);
+    return 0;
+}
+
+static int apply_flag_checks(const ha_config_inputs *in, ha_config *out,
+                             const ha_check_config *defaults, errbuf e)
+{
+    if (in->n_flag_checks == 0)
+        return 0;
+    ha_check_config *grown =
+        realloc(out->checks, (out->n_checks + in->n_flag_checks) * sizeof(*out->checks));
+    if (!grown)
+        return errf(e, "--check: out of memory");
+    out->checks = grown;
+    for (size_t i = 0; i < in->n_flag_checks; i++) {
+        const char *arg = in->flag_checks[i];
+        ha_check_config *c = &out->checks[out->n_checks];
+        *c = *defaults;
+        const char *scheme = strstr(arg, "://");
+        const char *eq = strchr(arg, '=');
+        const char *url = arg;
+        if (eq && (!scheme || eq < scheme)) {
+            size_t nlen = (size_t)(eq - arg);
+            if (nlen == 0 || nlen >= sizeof(c->name))
+                return errf(e, "--check %.80s: the name before '=' must be 1-%zu characters",
+                            arg, sizeof(c->name) - 1);
+            memcpy(c->name, arg, nlen);
+            c->name[nlen] = '\0';
+            url = eq + 1;
+        }
+        char msg[HA_ERR_MAX];
+        if (strlen(url) >= sizeof(c->url_text))
+            return errf(e, "--check %.80s: URL is too long", arg);
+        strcpy(c->url_text, url);
+        if (ha_parse_url(url, &c->url, msg, sizeof(msg)) != 0)
+            return errf(e, "--check %.200s: %s", arg, msg);
+        if (c->name[0] == '\0')
+            default_name(c);
+        out->n_checks++;
+    }
+    return 0;
+}
+
+typedef struct flag_overrides {
+    bool interval, timeout, start_period, failure, success;
+    uint64_t interval_ms, timeout_ms, start_period_ms;
+    unsigned failure_threshold, success_threshold;
+} flag_overrides;
+
+static int parse_flag_overrides(const ha_config_inputs *in, flag_overrides *f, ha_config *out,
+                                errbuf e)
+{
+    char msg[HA_ERR_MAX];
+    memset(f, 0, sizeof(*f));
+    struct {
+        const char *text, *name;
+        bool *set;
+        uint64_t *ms;
+    } durations[] = {
+        {in->flag_interval, "--interval", &f->interval, &f->interval_ms},
+        {in->flag_timeout, "--timeout", &f->timeout, &f->timeout_ms},
+        {in->flag_start_period, "--start-period", &f->start_period, &f->start_period_ms},
+        {in->flag_grace, "--grace", NULL, &out->grace_ms},
+    };
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (!durations[i].text)
+            continue;
+        if (ha_parse_duration(durations[i].text, durations[i].ms, msg, sizeof(msg)) != 0)
+            return errf(e, "%s: %s", durations[i].name, msg);
+        if (durations[i].set)
+            *durations[i].set = true;
+    }
+    if (in->flag_failure_threshold) {
+        if (ha_parse_uint(in->flag_failure_threshold, 1, 100, &f->failure_threshold, msg,
+                          sizeof(msg)) != 0)
+            return errf(e, "--failure-threshold: %s", msg);
+        f->failure = true;
+    }
+    if (in->flag_success_threshold) {
+        if (ha_parse_uint(in->flag_success_threshold, 1, 100, &f->success_threshold, msg,
+                          sizeof(msg)) != 0)
+            return errf(e, "--success-threshold: %s", msg);
+        f->success = true;
+    }
+    return 0;
+}
+
+static bool valid_name(const char *n)
+{
+    if (!*n)
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.' || *p == ':'))
+            return false;
+    return true;
+}
+
+static int validate(ha_config *c, errbuf e)
+{
+    if (c->n_checks == 0)
+        return errf(e, "checks: no checks configured; add one with --check NAME=URL "
+                       "(e.g. --check app=http://127.0.0.1:8080/healthz) or a \"checks\" list "
+                       "in the config");
+    for (size_t i = 0; i < c->n_checks; i++) {
+        const ha_check_config *k = &c->checks[i];
+        char iv[32], to[32];
+        if (!valid_name(k->name))
+            return errf(e, "checks[%zu].name: \"%.64s\" may only use letters, digits and _ - . :",
+                        i, k->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->checks[j].name, k->name) == 0)
+                return errf(e, "checks[%zu].name: \"%s\" is used twice; give each check its own "
+                               "name (--check NAME=URL)", i, k->name);
+        if (k->interval_ms < 100)
+            return errf(e, "checks[%zu] (%s).interval: must be at least 100ms", i, k->name);
+        if (k->timeout_ms < 10)
+            return errf(e, "checks[%zu] (%s).timeout: must be at least 10ms", i, k->name);
+        if (k->timeout_ms >= k->interval_ms) {
+            ha_format_duration(k->interval_ms, iv, sizeof(iv));
+            ha_format_duration(k->timeout_ms, to, sizeof(to));
+            return errf(e, "checks[%zu] (%s).timeout: %s must be shorter than the interval %s; "
+                           "lower the timeout or raise the interval", i, k->name, to, iv);
+        }
+        if (k->url.scheme == HA_SCHEME_TCP && k->expect_body[0])
+            return errf(e, "checks[%zu] (%s).expect_body: only http checks have a body", i,
+                        k->name);
+        if (k->method_head && k->expect_body[0])
+            return errf(e, "checks[%zu] (%s).expect_body: a HEAD response has no body; use "
+                           "\"method\": \"GET\"", i, k->name);
+    }
+    return 0;
+}
+
+int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_config *out,
+                         char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    ha_check_config defaults;
+    set_builtin_defaults(out);
+    set_builtin_check_defaults(&defaults);
+    if (apply_json(json, len, origin, out, &defaults, e) != 0 || validate(out, e) != 0) {
+        ha_config_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    ha_check_config defaults;
+    set_builtin_defaults(out);
+    set_builtin_check_defaults(&defaults);
+
+    char *json = NULL;
+    size_t len = 0;
+    char origin[sizeof(out->source)];
+    int src = load_json_source(in, &json, &len, origin, sizeof(origin), e);
+    if (src < 0)
+        goto fail;
+    if (src == 0) {
+        int rc = apply_json(json, len, origin, out, &defaults, e);
+        free(json);
+        if (rc != 0)
+            goto fail;
+    }
+    if (in->env_listen && *in->env_listen &&
+        apply_listen(in->env_listen, "HEALTHAGG_LISTEN", out, e) != 0)
+        goto fail;
+    if (in->flag_listen && apply_listen(in->flag_listen, "--listen", out, e) != 0)
+        goto fail;
+
+    flag_overrides f;
+    if (parse_flag_overrides(in, &f, out, e) != 0 || apply_flag_checks(in, out, &defaults, e) != 0)
+        goto fail;
+    for (size_t i = 0; i < out->n_checks; i++) {
+        ha_check_config *c = &out->checks[i];
+        if (f.interval)
+            c->interval_ms = f.interval_ms;
+        if (f.timeout)
+            c->timeout_ms = f.timeout_ms;
+        if (f.start_period)
+            c->start_period_ms = f.start_period_ms;
+        if (f.failure)
+            c->failure_threshold = f.failure_threshold;
+        if (f.success)
+            c->success_threshold = f.success_threshold;
+    }
+    if (validate(out, e) != 0)
+        goto fail;
+    return 0;
+fail:
+    ha_config_free(out);
+    return -1;
+}
+
+int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen, uint16_t *port,
+                          char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    char msg[HA_ERR_MAX];
+    snprintf(host, hostlen, "127.0.0.1");
+    *port = 8099;
+    if (in->env_listen && *in->env_listen) {
+        if (ha_parse_listen(in->env_listen, host, hostlen, port, msg, sizeof(msg)) != 0)
+            return errf(e, "HEALTHAGG_LISTEN: %s", msg);
+        return 0;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    char origin[96];
+    int src = load_json_source(in, &json, &len, origin, sizeof(origin), e);
+    if (src != 0)
+        return src < 0 ? -1 : 0;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    free(json);
+    if (!root)
+        return errf(e, "%s: invalid JSON; run `healthagg validate` for details", origin);
+    int rc = 0;
+    const cJSON *v = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "listen") : NULL;
+    if (v) {
+        if (!cJSON_IsString(v))
+            rc = errf(e, "listen: expected a string like \"127.0.0.1:8099\"");
+        else if (ha_parse_listen(v->valuestring, host, hostlen, port, msg, sizeof(msg)) != 0)
+            rc = errf(e, "listen: %s", msg);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+void ha_config_free(ha_config *c)
+{
+    free(c->checks);
+    c->checks = NULL;
+    c->n_checks = 0;
+}
+
+bool ha_status_expected(const ha_check_config *c, int status)
+{
+    for (size_t i = 0; i < c->n_expect; i++)
+        if (status >= c->expect[i].lo && status <= c->expect[i].hi)
+            return true;
+    return false;
+}

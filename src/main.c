@@ -1,0 +1,322 @@
+/* main.c - subcommands and their flags; everything else lives behind commands.h.
+ *
+ * Exit codes: serve/validate use 2 for bad usage or config (a message names the field).
+ * probe and check are health commands that Docker runs, and Docker reserves exit code 2, so
+ * they report every problem, usage errors included, as 1 with a line on stdout. */
+#include "healthagg/commands.h"
+#include "healthagg/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_main[] =
+    "healthagg " HEALTHAGG_VERSION " - sidecar health aggregator for shell-less containers\n"
+    "\n"
+    "usage: healthagg <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  serve      run the sidecar: probe checks, cache verdicts, serve /livez /readyz /health /metrics\n"
+    "  probe      ask the running sidecar's /readyz; exit 0 if ready, 1 if not (the ECS healthCheck)\n"
+    "  check      probe URLs once, no daemon; exit 0 if all pass, 1 if not (a curl replacement)\n"
+    "  validate   check a configuration without running it\n"
+    "  version    print the version\n"
+    "\n"
+    "Run 'healthagg <command> --help' for a command's flags.\n";
+
+static const char usage_serve[] =
+    "usage: healthagg serve [flags]\n"
+    "\n"
+    "  --config FILE             JSON config (else $HEALTHAGG_CONFIG_FILE, else inline JSON in\n"
+    "                            $HEALTHAGG_CONFIG)\n"
+    "  --listen ADDR:PORT        where to serve (default 127.0.0.1:8099, or $HEALTHAGG_LISTEN)\n"
+    "  --check [NAME=]URL        add a check; repeatable. URL: http://HOST:PORT/PATH or tcp://HOST:PORT\n"
+    "  --interval D              time between probes of each check (default 5s)\n"
+    "  --timeout D               per-probe timeout, shorter than the interval (default 2s)\n"
+    "  --failure-threshold N     consecutive failures to turn a check down (default 3)\n"
+    "  --success-threshold N     consecutive successes to bring it back (default 1)\n"
+    "  --start-period D          failures don't count until this has passed or a probe\n"
+    "                            succeeded (default 0)\n"
+    "  --grace D                 after SIGTERM, answer 503 draining this long, then exit 0\n"
+    "                            (default 0)\n"
+    "\n"
+    "Durations: 250ms, 5s, 2m, 1h. Flags win over the config file and apply to every check.\n"
+    "Exit: 0 after SIGTERM/SIGINT; 2 on a bad config or flag, or a port that can't be bound.\n";
+
+static const char usage_probe[] =
+    "usage: healthagg probe [--url URL] [--timeout D] [--config FILE]\n"
+    "\n"
+    "Asks the running sidecar's /readyz. Use it as the sidecar's ECS healthCheck:\n"
+    "  \"command\": [\"CMD\", \"/healthagg\", \"probe\"]\n"
+    "\n"
+    "  --url URL       default: http://<listen>/readyz, where <listen> comes from\n"
+    "                  $HEALTHAGG_LISTEN or the config (\"listen\"), like serve;\n"
+    "                  0.0.0.0 becomes 127.0.0.1. Otherwise http://127.0.0.1:8099/readyz\n"
+    "  --timeout D     hard deadline for connect, send and receive (default 1s)\n"
+    "  --config FILE   read \"listen\" from this config instead of the environment's\n"
+    "\n"
+    "Exit: 0 when the sidecar answered 200, else 1 (never 2: Docker reserves it).\n"
+    "Prints one line on stdout: \"healthy\" or \"unhealthy: <reason>\"; nothing on stderr.\n";
+
+static const char usage_check[] =
+    "usage: healthagg check [--timeout D] URL...\n"
+    "\n"
+    "Probes each URL once (http://HOST:PORT/PATH: status 200-399 passes; tcp://HOST:PORT:\n"
+    "a connection passes) and prints a line per URL. For images without a shell or curl:\n"
+    "  HEALTHCHECK CMD [\"/healthagg\", \"check\", \"http://127.0.0.1:8080/healthz\"]\n"
+    "\n"
+    "  --timeout D     per-URL timeout (default 2s)\n"
+    "\n"
+    "Exit: 0 when every URL passed, else 1 (never 2).\n";
+
+static const char usage_validate[] =
+    "usage: healthagg validate [serve flags]\n"
+    "\n"
+    "Loads the configuration exactly as 'serve' would (flags, $HEALTHAGG_CONFIG_FILE,\n"
+    "$HEALTHAGG_CONFIG, $HEALTHAGG_LISTEN) and reports the first problem.\n"
+    "Exit: 0 valid, 2 invalid.\n";
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
+}
+
+/* Matches "--name VALUE" and "--name=VALUE"; advances *i past what it used. */
+static int flag_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *out = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *out = argv[++*i];
+    return 1;
+}
+
+static void read_env(ha_config_inputs *in)
+{
+    in->env_file = getenv("HEALTHAGG_CONFIG_FILE");
+    in->env_inline = getenv("HEALTHAGG_CONFIG");
+    in->env_listen = getenv("HEALTHAGG_LISTEN");
+}
+
+/* Parses serve/validate flags. Returns 0, or 2 after printing the problem. */
+static int parse_serve_flags(int argc, char **argv, ha_config_inputs *in, const char *usage)
+{
+    struct {
+        const char *name;
+        const char **slot;
+    } flags[] = {
+        {"--config", &in->config_path},
+        {"--listen", &in->flag_listen},
+        {"--interval", &in->flag_interval},
+        {"--timeout", &in->flag_timeout},
+        {"--start-period", &in->flag_start_period},
+        {"--failure-threshold", &in->flag_failure_threshold},
+        {"--success-threshold", &in->flag_success_threshold},
+        {"--grace", &in->flag_grace},
+    };
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        const char *v = NULL;
+        int r = flag_value(argc, argv, &i, "--check", &v);
+        if (r == 1) {
+            if (in->n_flag_checks == HA_MAX_FLAG_CHECKS) {
+                fprintf(stderr, "healthagg: --check: at most %d on the command line; put more in "
+                                "a config file\n", HA_MAX_FLAG_CHECKS);
+                return 2;
+            }
+            in->flag_checks[in->n_flag_checks++] = v;
+            continue;
+        }
+        bool matched = false;
+        for (size_t f = 0; r == 0 && f < sizeof(flags) / sizeof(flags[0]); f++) {
+            r = flag_value(argc, argv, &i, flags[f].name, &v);
+            if (r == 1) {
+                *flags[f].slot = v;
+                matched = true;
+            }
+        }
+        if (r < 0) {
+            fprintf(stderr, "healthagg: %s: missing value\n%s", argv[i], usage);
+            return 2;
+        }
+        if (!matched) {
+            fprintf(stderr, "healthagg: unknown flag or argument \"%s\"; see 'healthagg %s --help'\n",
+                    argv[i], argv[1]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    ha_config_inputs in;
+    memset(&in, 0, sizeof(in));
+    read_env(&in);
+    int rc = parse_serve_flags(argc, argv, &in, usage_validate);
+    if (rc != 0)
+        return rc;
+    ha_config cfg;
+    char err[HA_ERR_MAX * 2];
+    if (ha_config_load(&in, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "healthagg: %s\n", err);
+        return 2;
+    }
+    char host[80];
+    ha_format_hostport(cfg.listen_host, strchr(cfg.listen_host, ':') != NULL, cfg.listen_port, host,
+                       sizeof(host));
+    printf("config OK (%s): listen %s, %zu check%s\n", cfg.source, host, cfg.n_checks,
+           cfg.n_checks == 1 ? "" : "s");
+    for (size_t i = 0; i < cfg.n_checks; i++) {
+        const ha_check_config *c = &cfg.checks[i];
+        printf("  %s %s every %llums, timeout %llums, down after %u, up after %u%s\n", c->name,
+               c->url_text, (unsigned long long)c->interval_ms, (unsigned long long)c->timeout_ms,
+               c->failure_threshold, c->success_threshold, c->critical ? "" : ", non-critical");
+    }
+    ha_config_free(&cfg);
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    ha_config_inputs in;
+    memset(&in, 0, sizeof(in));
+    read_env(&in);
+    int rc = parse_serve_flags(argc, argv, &in, usage_serve);
+    if (rc != 0)
+        return rc;
+    return ha_cmd_serve(&in);
+}
+
+/* probe: every problem exits 1 with one line on stdout, never 2. */
+static int cmd_probe(int argc, char **argv)
+{
+    const char *url = NULL, *timeout = NULL, *config = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_probe, stdout);
+            return 0;
+        }
+        int r = flag_value(argc, argv, &i, "--url", &url);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--timeout", &timeout);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--config", &config);
+        if (r != 1) {
+            printf("unhealthy: probe usage: unknown or incomplete flag \"%s\"; see 'healthagg "
+                   "probe --help'\n", argv[i]);
+            return 1;
+        }
+    }
+    uint64_t timeout_ms = 1000;
+    char err[HA_ERR_MAX];
+    if (timeout && (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
+        printf("unhealthy: probe --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
+        return 1;
+    }
+    char derived[HA_HOST_MAX + 32];
+    if (!url) {
+        ha_config_inputs in;
+        memset(&in, 0, sizeof(in));
+        read_env(&in);
+        in.config_path = config;
+        char host[64];
+        uint16_t port;
+        if (ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) != 0) {
+            printf("unhealthy: cannot tell where the sidecar listens: %s\n", err);
+            return 1;
+        }
+        /* A sidecar bound to every interface is still reachable on loopback. */
+        if (strcmp(host, "0.0.0.0") == 0)
+            strcpy(host, "127.0.0.1");
+        else if (strcmp(host, "::") == 0)
+            strcpy(host, "::1");
+        char hp[96];
+        ha_format_hostport(host, strchr(host, ':') != NULL, port, hp, sizeof(hp));
+        snprintf(derived, sizeof(derived), "http://%s/readyz", hp);
+        url = derived;
+    }
+    return ha_cmd_probe(url, timeout_ms, stdout);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *timeout = NULL;
+    const char **urls = calloc((size_t)argc, sizeof(*urls));
+    size_t n = 0;
+    if (!urls) {
+        printf("fail: out of memory\n");
+        return 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_check, stdout);
+            free(urls);
+            return 0;
+        }
+        int r = flag_value(argc, argv, &i, "--timeout", &timeout);
+        if (r < 0 || (r == 0 && argv[i][0] == '-')) {
+            printf("fail: check usage: unknown or incomplete flag \"%s\"; see 'healthagg check "
+                   "--help'\n", argv[i]);
+            free(urls);
+            return 1;
+        }
+        if (r == 0)
+            urls[n++] = argv[i];
+    }
+    uint64_t timeout_ms = 2000;
+    char err[HA_ERR_MAX];
+    int rc;
+    if (n == 0) {
+        printf("fail: check needs at least one URL, e.g. healthagg check "
+               "http://127.0.0.1:8080/healthz\n");
+        rc = 1;
+    } else if (timeout &&
+               (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
+        printf("fail: check --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
+        rc = 1;
+    } else {
+        rc = ha_cmd_check(urls, n, timeout_ms, stdout);
+    }
+    free(urls);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "probe") == 0)
+        return cmd_probe(argc, argv);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc, argv);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(argc, argv);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("healthagg %s\n", HEALTHAGG_VERSION);
+        return 0;
+    }
+    if (is_help(cmd)) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    fprintf(stderr, "healthagg: unknown command \"%s\"\n\n%s", cmd, usage_main);
+    return 2;
+}

@@ -1,0 +1,202 @@
+/* scheduler.c - fires each check on its own timer, applies results to its state, and turns a
+ * loop turn's worth of results into one aggregate update.
+ *
+ * Each check has its own uv_timer (libuv keeps them in a heap, so a thousand checks cost
+ * O(log n) per fire). The next fire is planned from the previous *planned* time, not from
+ * when the timer actually ran, so a slow loop turn does not push every later probe back;
+ * a check that falls a whole interval behind skips ahead instead of firing in a burst.
+ * Jitter of up to 5% of the interval (at most 1 s) keeps checks that share an interval from
+ * probing in lockstep. Results arrive one at a time; the aggregate, its log line and
+ * /readyz are recomputed once per loop turn by a uv_check handle, after all of that turn's
+ * I/O callbacks have run. */
+#include "healthagg/context.h"
+#include "healthagg/log.h"
+#include "healthagg/timeutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t next_random(ha_context *ctx)
+{
+    /* xorshift64: jitter needs spread, not secrecy. */
+    uint64_t x = ctx->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    ctx->rng = x;
+    return x;
+}
+
+static int64_t jitter_ms(ha_context *ctx, uint64_t interval_ms)
+{
+    uint64_t span = interval_ms / 20;
+    if (span > 1000)
+        span = 1000;
+    if (span == 0)
+        return 0;
+    return (int64_t)(next_random(ctx) % (2 * span + 1)) - (int64_t)span;
+}
+
+static void log_transition(ha_context *ctx, size_t i, ha_check_status from)
+{
+    const ha_check_config *c = &ctx->config.checks[i];
+    const ha_check_state *s = &ctx->states[i];
+    bool bad = s->status == HA_CHECK_FAIL;
+    cJSON *o = ha_log_begin(bad ? "warn" : "info", "transition");
+    if (o) {
+        cJSON_AddStringToObject(o, "check", c->name);
+        cJSON_AddStringToObject(o, "url", c->url_text);
+        cJSON_AddStringToObject(o, "from", ha_check_status_name(from));
+        cJSON_AddStringToObject(o, "to", ha_check_status_name(s->status));
+        cJSON_AddStringToObject(o, "reason", s->last.reason);
+        cJSON_AddNumberToObject(o, "latency_ms", (double)s->last.latency_us / 1000.0);
+        cJSON_AddNumberToObject(o, "consecutive_failures", s->consecutive_failures);
+        cJSON_AddNumberToObject(o, "consecutive_successes", s->consecutive_successes);
+        cJSON_AddBoolToObject(o, "critical", c->critical);
+    }
+    ha_log_emit(o);
+}
+
+static void on_batch(uv_prepare_t *h)
+{
+    ha_context *ctx = h->data;
+    uv_prepare_stop(h);
+    ctx->batch_pending = false;
+    ha_scheduler_refresh(ctx);
+}
+
+void ha_scheduler_refresh(ha_context *ctx)
+{
+    ha_agg_status before = ctx->agg;
+    ha_agg_status now = ha_aggregate(ctx->config.checks, ctx->states, ctx->config.n_checks,
+                                     ctx->draining);
+    char summary[HA_SUMMARY_MAX];
+    ha_aggregate_summary(now, ctx->config.checks, ctx->states, ctx->config.n_checks, summary,
+                         sizeof(summary));
+    bool changed = now != before || strcmp(summary, ctx->summary) != 0;
+    ctx->agg = now;
+    if (changed)
+        memcpy(ctx->summary, summary, sizeof(summary));
+    if (now != before) {
+        cJSON *o = ha_log_begin(ha_agg_ready(now) || now == HA_AGG_DRAINING ? "info" : "warn",
+                                "aggregate");
+        if (o) {
+            cJSON_AddStringToObject(o, "from", ha_agg_status_name(before));
+            cJSON_AddStringToObject(o, "to", ha_agg_status_name(now));
+            cJSON_AddStringToObject(o, "reason", summary);
+            cJSON_AddBoolToObject(o, "ready", ha_agg_ready(now));
+        }
+        ha_log_emit(o);
+    }
+    ha_cache_results_changed(ctx, changed);
+}
+
+static void schedule_batch(ha_context *ctx)
+{
+    if (ctx->batch_pending || ctx->stopping)
+        return;
+    if (uv_prepare_start(&ctx->batch, on_batch) == 0)
+        ctx->batch_pending = true;
+    else
+        ha_scheduler_refresh(ctx); /* cannot defer: do it now */
+}
+
+static void on_probe_done(ha_probe *p, const ha_result *r)
+{
+    ha_check_runtime *rt = p->data;
+    ha_context *ctx = rt->ctx;
+    ha_check_state *s = &ctx->states[rt->index];
+    ha_check_status from = s->status;
+    if (ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), ha_wall_ms()))
+        log_transition(ctx, rt->index, from);
+    schedule_batch(ctx);
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+    ha_check_runtime *rt = t->data;
+    ha_context *ctx = rt->ctx;
+    const ha_check_config *c = &ctx->config.checks[rt->index];
+    uint64_t now = uv_now(&ctx->loop);
+    if (now > rt->planned_ms) {
+        uint64_t lag_us = (now - rt->planned_ms) * 1000;
+        if (lag_us > ctx->sched_lag_max_us)
+            ctx->sched_lag_max_us = lag_us;
+    }
+    ctx->last_eval_ms = now;
+    if (ha_probe_start(&rt->probe) == UV_EBUSY)
+        ctx->probes_skipped++;
+
+    uint64_t next = rt->planned_ms + c->interval_ms;
+    int64_t j = jitter_ms(ctx, c->interval_ms);
+    next = (j < 0 && (uint64_t)-j > next) ? next : (uint64_t)((int64_t)next + j);
+    if (next <= now) /* a whole interval behind: skip ahead rather than burst */
+        next = now + c->interval_ms;
+    rt->planned_ms = next;
+    uv_timer_start(t, on_check_timer, next - now, 0);
+}
+
+int ha_scheduler_start(ha_context *ctx)
+{
+    size_t n = ctx->config.n_checks;
+    uint64_t now = uv_now(&ctx->loop);
+    ctx->states = calloc(n, sizeof(*ctx->states));
+    ctx->checks = calloc(n, sizeof(*ctx->checks));
+    if (!ctx->states || !ctx->checks)
+        return UV_ENOMEM;
+    ctx->rng = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    if (ctx->rng == 0)
+        ctx->rng = 1;
+    int rc = uv_prepare_init(&ctx->loop, &ctx->batch);
+    if (rc != 0)
+        return rc;
+    ctx->batch.data = ctx;
+    ctx->last_eval_ms = now;
+    for (size_t i = 0; i < n; i++) {
+        ha_check_runtime *rt = &ctx->checks[i];
+        const ha_check_config *c = &ctx->config.checks[i];
+        rt->ctx = ctx;
+        rt->index = i;
+        ha_state_init(&ctx->states[i], now);
+        if ((rc = ha_probe_init(&rt->probe, &ctx->loop, c, on_probe_done, rt)) != 0)
+            return rc;
+        rt->probe_ready = true;
+        if ((rc = uv_timer_init(&ctx->loop, &rt->timer)) != 0)
+            return rc;
+        rt->timer.data = rt;
+        /* First probe at once, spread over up to 100 ms so a big config doesn't connect to
+         * everything in the same millisecond. */
+        uint64_t spread = c->interval_ms / 10 < 100 ? c->interval_ms / 10 : 100;
+        rt->planned_ms = now + (spread ? next_random(ctx) % spread : 0);
+        if ((rc = uv_timer_start(&rt->timer, on_check_timer, rt->planned_ms - now, 0)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void ha_scheduler_stop(ha_context *ctx)
+{
+    if (ctx->batch.loop && !uv_is_closing((uv_handle_t *)&ctx->batch))
+        uv_close((uv_handle_t *)&ctx->batch, NULL);
+    if (!ctx->checks)
+        return;
+    for (size_t i = 0; i < ctx->config.n_checks; i++) {
+        ha_check_runtime *rt = &ctx->checks[i];
+        if (rt->timer.loop && !uv_is_closing((uv_handle_t *)&rt->timer))
+            uv_close((uv_handle_t *)&rt->timer, NULL);
+        if (rt->probe_ready)
+            ha_probe_close(&rt->probe);
+    }
+}
+
+void ha_scheduler_free(ha_context *ctx)
+{
+    if (ctx->checks)
+        for (size_t i = 0; i < ctx->config.n_checks; i++)
+            if (ctx->checks[i].probe_ready)
+                ha_probe_free(&ctx->checks[i].probe);
+    free(ctx->checks);
+    free(ctx->states);
+    ctx->checks = NULL;
+    ctx->states = NULL;
+}

@@ -1,0 +1,182 @@
+/* serve.c - the daemon's life: load config, bind, start checks, log, run, drain, exit.
+ *
+ * Order matters: the config is validated and the port bound before any probe runs, so a bad
+ * config or a taken port exits 2 with nothing half-started. On the first SIGTERM or SIGINT,
+ * /readyz turns 503 "draining" at once and the process exits 0 after the configured grace;
+ * a second signal during the grace exits at once. Shutdown closes every handle and lets the
+ * loop run dry, so every allocation is released (valgrind-clean). */
+#include "healthagg/commands.h"
+#include "healthagg/context.h"
+#include "healthagg/log.h"
+#include "healthagg/timeutil.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void begin_shutdown(ha_context *ctx)
+{
+    if (ctx->stopping)
+        return;
+    ctx->stopping = true;
+    ha_scheduler_stop(ctx);
+    ha_server_stop(&ctx->server);
+    uv_handle_t *hs[] = {(uv_handle_t *)&ctx->sigterm, (uv_handle_t *)&ctx->sigint,
+                         (uv_handle_t *)&ctx->grace};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        if (hs[i]->loop && !uv_is_closing(hs[i]))
+            uv_close(hs[i], NULL);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    begin_shutdown(t->data);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    ha_context *ctx = h->data;
+    if (ctx->draining) {
+        begin_shutdown(ctx); /* second signal: don't make the operator wait */
+        return;
+    }
+    ctx->draining = true;
+    cJSON *o = ha_log_begin("info", "draining");
+    if (o) {
+        cJSON_AddStringToObject(o, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        cJSON_AddNumberToObject(o, "grace_ms", (double)ctx->config.grace_ms);
+    }
+    ha_log_emit(o);
+    ha_scheduler_refresh(ctx);
+    if (uv_timer_start(&ctx->grace, on_grace_over, ctx->config.grace_ms, 0) != 0)
+        begin_shutdown(ctx);
+}
+
+static void log_startup(const ha_context *ctx)
+{
+    const ha_config *c = &ctx->config;
+    cJSON *o = ha_log_begin("info", "startup");
+    if (o) {
+        cJSON_AddStringToObject(o, "version", HEALTHAGG_VERSION);
+        cJSON_AddNumberToObject(o, "pid", (double)uv_os_getpid());
+        cJSON_AddStringToObject(o, "listen", ctx->server.bound);
+        cJSON_AddStringToObject(o, "config_source", c->source);
+        cJSON_AddNumberToObject(o, "grace_ms", (double)c->grace_ms);
+        cJSON *lim = cJSON_AddObjectToObject(o, "server");
+        if (lim) {
+            cJSON_AddNumberToObject(lim, "max_connections", c->limits.max_connections);
+            cJSON_AddNumberToObject(lim, "max_header_bytes", c->limits.max_header_bytes);
+            cJSON_AddNumberToObject(lim, "request_timeout_ms", (double)c->limits.request_timeout_ms);
+            cJSON_AddNumberToObject(lim, "idle_timeout_ms", (double)c->limits.idle_timeout_ms);
+            cJSON_AddNumberToObject(lim, "max_requests_per_connection",
+                                    c->limits.max_requests_per_connection);
+        }
+        cJSON *arr = cJSON_AddArrayToObject(o, "checks");
+        for (size_t i = 0; arr && i < c->n_checks; i++) {
+            const ha_check_config *k = &c->checks[i];
+            cJSON *e = cJSON_CreateObject();
+            if (!e)
+                break;
+            cJSON_AddStringToObject(e, "name", k->name);
+            cJSON_AddStringToObject(e, "url", k->url_text);
+            cJSON_AddNumberToObject(e, "interval_ms", (double)k->interval_ms);
+            cJSON_AddNumberToObject(e, "timeout_ms", (double)k->timeout_ms);
+            cJSON_AddNumberToObject(e, "failure_threshold", k->failure_threshold);
+            cJSON_AddNumberToObject(e, "success_threshold", k->success_threshold);
+            cJSON_AddNumberToObject(e, "start_period_ms", (double)k->start_period_ms);
+            cJSON_AddBoolToObject(e, "critical", k->critical);
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
+    ha_log_emit(o);
+}
+
+static void log_shutdown(const ha_context *ctx)
+{
+    cJSON *o = ha_log_begin("info", "shutdown");
+    if (o) {
+        cJSON_AddNumberToObject(o, "exit_code", 0);
+        cJSON_AddNumberToObject(o, "connections_rejected", (double)ctx->server.rejected);
+    }
+    ha_log_emit(o);
+}
+
+static void release(ha_context *ctx)
+{
+    /* Everything was closed; let the loop run the close callbacks, then free. */
+    begin_shutdown(ctx);
+    uv_run(&ctx->loop, UV_RUN_DEFAULT);
+    ha_server_free(&ctx->server);
+    ha_scheduler_free(ctx);
+    ha_cache_free(ctx);
+    if (uv_loop_close(&ctx->loop) != 0)
+        fprintf(stderr, "healthagg: warning: event loop closed with handles still open\n");
+    ha_config_free(&ctx->config);
+    free(ctx);
+}
+
+int ha_cmd_serve(const ha_config_inputs *in)
+{
+    char err[HA_ERR_MAX * 2];
+    ha_context *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        fprintf(stderr, "healthagg: out of memory\n");
+        return 2;
+    }
+    if (ha_config_load(in, &ctx->config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "healthagg: %s\n", err);
+        free(ctx);
+        return 2;
+    }
+    int rc = uv_loop_init(&ctx->loop);
+    if (rc != 0) {
+        fprintf(stderr, "healthagg: cannot start the event loop: %s\n", uv_strerror(rc));
+        ha_config_free(&ctx->config);
+        free(ctx);
+        return 2;
+    }
+    /* A peer closing mid-write must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t max_interval = 0;
+    for (size_t i = 0; i < ctx->config.n_checks; i++)
+        if (ctx->config.checks[i].interval_ms > max_interval)
+            max_interval = ctx->config.checks[i].interval_ms;
+    ctx->stale_after_ms = 3 * max_interval;
+    ctx->start_wall_ms = ha_wall_ms();
+    ctx->agg = HA_AGG_STARTING;
+
+    if ((rc = ha_scheduler_start(ctx)) != 0) {
+        fprintf(stderr, "healthagg: cannot start checks: %s\n", uv_strerror(rc));
+        release(ctx);
+        return 2;
+    }
+    ha_aggregate_summary(ctx->agg, ctx->config.checks, ctx->states, ctx->config.n_checks,
+                         ctx->summary, sizeof(ctx->summary));
+    if (ha_cache_init(ctx) != 0) {
+        fprintf(stderr, "healthagg: out of memory rendering responses\n");
+        release(ctx);
+        return 2;
+    }
+    if (ha_server_start(&ctx->server, ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "healthagg: %s\n", err);
+        release(ctx);
+        return 2;
+    }
+    if ((rc = uv_signal_init(&ctx->loop, &ctx->sigterm)) != 0 ||
+        (rc = uv_signal_start(&ctx->sigterm, on_signal, SIGTERM)) != 0 ||
+        (rc = uv_signal_init(&ctx->loop, &ctx->sigint)) != 0 ||
+        (rc = uv_signal_start(&ctx->sigint, on_signal, SIGINT)) != 0 ||
+        (rc = uv_timer_init(&ctx->loop, &ctx->grace)) != 0) {
+        fprintf(stderr, "healthagg: cannot set up signal handling: %s\n", uv_strerror(rc));
+        release(ctx);
+        return 2;
+    }
+    ctx->sigterm.data = ctx->sigint.data = ctx->grace.data = ctx;
+
+    log_startup(ctx);
+    uv_run(&ctx->loop, UV_RUN_DEFAULT);
+    log_shutdown(ctx);
+    release(ctx);
+    return 0;
+}

@@ -1,0 +1,448 @@
+/* server.c - serves /livez, /readyz, /health and /metrics from the cache.
+ *
+ * A request is: llhttp parses it, on_message_complete routes it to a cached response, one
+ * uv_write sends it. The response buffers are shared and reference-counted; the connection,
+ * its parser, read buffer and write request are pooled, so a request on an open connection
+ * allocates nothing. Pipelined requests queue up to HA_CONN_QUEUE responses behind a write
+ * still in flight; a client that pipelines deeper while not reading is closed.
+ *
+ * Timeouts are enforced by one sweep timer walking every connection once per tick, instead of
+ * a timer per connection: O(connections) per tick, at most max_connections (1024 by default)
+ * cheap comparisons, and no timer heap churn on every read. The price is that a timeout
+ * fires up to one tick (250 ms) late, which no health client will notice. */
+#include "healthagg/server.h"
+
+#include "healthagg/context.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HA_CONN_QUEUE 4
+#define HA_CONN_RBUF 2048
+#define HA_PATH_BUF 64
+#define HA_SWEEP_MS 250
+#define HA_FREE_POOL_MAX 256
+
+typedef struct queued_response {
+    ha_response *resp;
+    bool head; /* HEAD: send only the header part */
+} queued_response;
+
+struct ha_conn {
+    uv_tcp_t tcp; /* first: the handle's address is the connection's */
+    ha_server *srv;
+    ha_conn *prev, *next;
+    llhttp_t parser;
+    uv_write_t write_req;
+    queued_response inflight[HA_CONN_QUEUE];
+    size_t n_inflight;
+    queued_response queue[HA_CONN_QUEUE];
+    size_t n_queue;
+    uint64_t phase_start_ms; /* when the current request (or the wait for one) began */
+    bool in_request;         /* bytes of a request have arrived, its end has not */
+    bool close_after_write;
+    bool closing;
+    unsigned requests;
+    size_t header_bytes;
+    ha_response *error; /* set by a parser callback that rejects the request */
+    char path[HA_PATH_BUF];
+    size_t path_len;
+    bool path_truncated;
+    char rbuf[HA_CONN_RBUF];
+};
+
+static void conn_close(ha_conn *c);
+
+static uint64_t now_ms(ha_conn *c)
+{
+    return uv_now(&c->srv->ctx->loop);
+}
+
+/* --- parser callbacks -------------------------------------------------------------------- */
+
+static bool over_header_limit(ha_conn *c, size_t more)
+{
+    c->header_bytes += more;
+    if (c->header_bytes > c->srv->ctx->config.limits.max_header_bytes) {
+        c->error = c->srv->ctx->cache.too_large;
+        return true;
+    }
+    return false;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    ha_conn *c = p->data;
+    if (!c->in_request) {
+        c->in_request = true;
+        c->phase_start_ms = now_ms(c);
+    }
+    c->header_bytes = 0;
+    c->path_len = 0;
+    c->path_truncated = false;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    ha_conn *c = p->data;
+    if (over_header_limit(c, len))
+        return -1;
+    size_t room = sizeof(c->path) - 1 - c->path_len;
+    size_t n = len < room ? len : room;
+    memcpy(c->path + c->path_len, at, n);
+    c->path_len += n;
+    c->path[c->path_len] = '\0';
+    if (n < len)
+        c->path_truncated = true;
+    return 0;
+}
+
+static int on_header_bytes(llhttp_t *p, const char *at, size_t len)
+{
+    (void)at;
+    return over_header_limit(p->data, len + 2) ? -1 : 0; /* +2: the ": " or CRLF around it */
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    ha_conn *c = p->data;
+    /* Health requests carry no body; refusing one keeps a request bounded by its headers. */
+    if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
+        c->error = c->srv->ctx->cache.has_body;
+        return -1;
+    }
+    return 0;
+}
+
+static ha_response *route(ha_conn *c, bool *head)
+{
+    ha_context *ctx = c->srv->ctx;
+    uint8_t method = c->parser.method;
+    *head = method == HTTP_HEAD;
+    if (method != HTTP_GET && method != HTTP_HEAD)
+        return ctx->cache.bad_method;
+    size_t plen = strcspn(c->path, "?");
+    if (c->path_truncated && plen == c->path_len)
+        return ctx->cache.not_found;
+#define ROUTE_IS(lit) (plen == sizeof(lit) - 1 && memcmp(c->path, lit, plen) == 0)
+    if (ROUTE_IS("/readyz"))
+        return ha_cache_readyz(ctx);
+    if (ROUTE_IS("/livez"))
+        return ha_cache_livez(ctx);
+    if (ROUTE_IS("/health"))
+        return ha_cache_health(ctx);
+    if (ROUTE_IS("/metrics"))
+        return ha_cache_metrics(ctx);
+#undef ROUTE_IS
+    return ctx->cache.not_found;
+}
+
+static void on_write_done(uv_write_t *req, int status);
+
+static void start_write(ha_conn *c, const queued_response *items, size_t n)
+{
+    uv_buf_t bufs[HA_CONN_QUEUE] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        c->inflight[i] = items[i];
+        bufs[i] = uv_buf_init(items[i].resp->data,
+                              (unsigned)(items[i].head ? items[i].resp->head_len : items[i].resp->len));
+    }
+    c->n_inflight = n;
+    /* libuv writes at once when its queue is empty, and keeps up to 4 buffers inline: no
+     * allocation here. */
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write_done) != 0) {
+        for (size_t i = 0; i < n; i++)
+            ha_response_unref(c->inflight[i].resp);
+        c->n_inflight = 0;
+        conn_close(c);
+    }
+}
+
+/* Sends `r` now, or queues it behind the write in flight. Returns -1 when the queue is full. */
+static int respond(ha_conn *c, ha_response *r, bool head)
+{
+    if (!r)
+        r = c->srv->ctx->cache.bad_request; /* rendering failed (out of memory) */
+    ha_response_ref(r);
+    queued_response q = {r, head};
+    if (c->n_inflight == 0) {
+        start_write(c, &q, 1);
+        return 0;
+    }
+    if (c->n_queue == HA_CONN_QUEUE) {
+        ha_response_unref(r);
+        return -1;
+    }
+    c->queue[c->n_queue++] = q;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    ha_conn *c = p->data;
+    ha_server *s = c->srv;
+    bool head;
+    ha_response *r = route(c, &head);
+    c->requests++;
+    c->in_request = false;
+    c->phase_start_ms = now_ms(c);
+    if (!llhttp_should_keep_alive(p) || c->requests >= s->ctx->config.limits.max_requests_per_connection ||
+        r == s->ctx->cache.bad_method)
+        c->close_after_write = true;
+    if (respond(c, r, head) != 0) {
+        conn_close(c);
+        return HPE_PAUSED;
+    }
+    return c->close_after_write ? HPE_PAUSED : 0;
+}
+
+static const llhttp_settings_t request_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_bytes,
+    .on_header_value = on_header_bytes,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+/* --- connection life ------------------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    ha_conn *c = (ha_conn *)h;
+    ha_server *s = c->srv;
+    for (size_t i = 0; i < c->n_queue; i++)
+        ha_response_unref(c->queue[i].resp);
+    c->n_queue = 0;
+    /* inflight responses are released by on_write_done, which libuv runs (ECANCELED)
+     * before this close callback. */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->active = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_active--;
+    if (s->n_free < HA_FREE_POOL_MAX && !s->ctx->stopping) {
+        c->next = s->free_list;
+        s->free_list = c;
+        s->n_free++;
+    } else {
+        free(c);
+    }
+}
+
+static void conn_close(ha_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    ha_conn *c = (ha_conn *)req->handle;
+    for (size_t i = 0; i < c->n_inflight; i++)
+        ha_response_unref(c->inflight[i].resp);
+    c->n_inflight = 0;
+    if (status < 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    if (c->n_queue > 0) {
+        queued_response items[HA_CONN_QUEUE];
+        size_t n = c->n_queue;
+        memcpy(items, c->queue, n * sizeof(items[0]));
+        c->n_queue = 0;
+        start_write(c, items, n);
+        return;
+    }
+    if (c->close_after_write)
+        conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ha_conn *c = (ha_conn *)h;
+    (void)suggested;
+    buf->base = c->rbuf;
+    buf->len = sizeof(c->rbuf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    ha_conn *c = (ha_conn *)stream;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->close_after_write) /* a response that ends the connection is on its way */
+        return;
+    llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED) {
+        if (c->close_after_write)
+            uv_read_stop(stream);
+        return;
+    }
+    /* A request we refuse: answer why, then close. */
+    ha_response *r = c->error ? c->error : c->srv->ctx->cache.bad_request;
+    c->error = NULL;
+    c->close_after_write = true;
+    uv_read_stop(stream);
+    if (respond(c, r, false) != 0)
+        conn_close(c);
+}
+
+static ha_conn *conn_get(ha_server *s)
+{
+    ha_conn *c = s->free_list;
+    if (c) {
+        s->free_list = c->next;
+        s->n_free--;
+    } else {
+        c = malloc(sizeof(*c));
+        if (!c)
+            return NULL;
+    }
+    memset(c, 0, offsetof(ha_conn, rbuf));
+    c->srv = s;
+    return c;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    ha_server *s = listener->data;
+    if (status < 0 || s->ctx->stopping)
+        return;
+    ha_conn *c = conn_get(s);
+    if (!c)
+        return; /* out of memory: the connection waits in the backlog for the next try */
+    if (uv_tcp_init(&s->ctx->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->next = s->active;
+    if (s->active)
+        s->active->prev = c;
+    s->active = c;
+    s->n_active++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->n_active > s->ctx->config.limits.max_connections) {
+        s->rejected++;
+        conn_close(c);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &request_settings);
+    c->parser.data = c;
+    c->in_request = true; /* the first request must arrive within request_timeout */
+    c->phase_start_ms = now_ms(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    ha_server *s = t->data;
+    const ha_server_limits *l = &s->ctx->config.limits;
+    uint64_t now = uv_now(&s->ctx->loop);
+    for (ha_conn *c = s->active, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || c->n_inflight > 0)
+            continue;
+        uint64_t limit = c->in_request ? l->request_timeout_ms : l->idle_timeout_ms;
+        if (now - c->phase_start_ms >= limit)
+            conn_close(c);
+    }
+}
+
+int ha_server_start(ha_server *s, ha_context *ctx, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    const ha_config *cfg = &ctx->config;
+    struct sockaddr_storage addr;
+    bool v6 = strchr(cfg->listen_host, ':') != NULL;
+    int rc = v6 ? uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&addr)
+                : uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
+    char want[80];
+    ha_format_hostport(cfg->listen_host, v6, cfg->listen_port, want, sizeof(want));
+    if (rc != 0) {
+        snprintf(err, errlen, "listen: %s is not a valid address: %s", want, uv_strerror(rc));
+        return -1;
+    }
+    if ((rc = uv_tcp_init(&ctx->loop, &s->listener)) != 0) {
+        snprintf(err, errlen, "listen: cannot create a socket: %s", uv_strerror(rc));
+        return -1;
+    }
+    s->listener.data = s;
+    s->listening = true;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "listen: cannot listen on %s: %s; %s", want, uv_strerror(rc),
+                 rc == UV_EADDRINUSE
+                     ? "another process has that port: pick another with --listen or "
+                       "HEALTHAGG_LISTEN (and give probe the same)"
+                     : "check the address with --listen or HEALTHAGG_LISTEN");
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    char ip[64] = "?";
+    uint16_t port = cfg->listen_port;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    ha_format_hostport(ip, bound.ss_family == AF_INET6, port, s->bound, sizeof(s->bound));
+    if ((rc = uv_timer_init(&ctx->loop, &s->sweep)) != 0 ||
+        (rc = uv_timer_start(&s->sweep, on_sweep, HA_SWEEP_MS, HA_SWEEP_MS)) != 0) {
+        snprintf(err, errlen, "listen: timer: %s", uv_strerror(rc));
+        return -1;
+    }
+    s->sweep.data = s;
+    return 0;
+}
+
+void ha_server_stop(ha_server *s)
+{
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        s->listening = false;
+        if (s->sweep.loop && !uv_is_closing((uv_handle_t *)&s->sweep))
+            uv_close((uv_handle_t *)&s->sweep, NULL);
+    }
+    for (ha_conn *c = s->active; c; c = c->next)
+        conn_close(c);
+}
+
+void ha_server_free(ha_server *s)
+{
+    while (s->free_list) {
+        ha_conn *c = s->free_list;
+        s->free_list = c->next;
+        free(c);
+    }
+    s->n_free = 0;
+}
