@@ -319,27 +319,9 @@ static ha_conn *conn_get(ha_server *s)
     return c;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* Sets up a connection whose socket is already accepted (or adopted). */
+static void conn_begin(ha_server *s, ha_conn *c)
 {
-    ha_server *s = listener->data;
-    if (status < 0 || s->ctx->stopping)
-        return;
-    ha_conn *c = conn_get(s);
-    if (!c)
-        return; /* out of memory: the connection waits in the backlog for the next try */
-    if (uv_tcp_init(&s->ctx->loop, &c->tcp) != 0) {
-        free(c);
-        return;
-    }
-    c->next = s->active;
-    if (s->active)
-        s->active->prev = c;
-    s->active = c;
-    s->n_active++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
     if (s->n_active > s->ctx->config.limits.max_connections) {
         s->rejected++;
         conn_close(c);
@@ -352,6 +334,53 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
+}
+
+/* Allocates a connection, initialises its handle and links it in. */
+static ha_conn *conn_new(ha_server *s)
+{
+    ha_conn *c = conn_get(s);
+    if (!c)
+        return NULL;
+    if (uv_tcp_init(&s->ctx->loop, &c->tcp) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = s->active;
+    if (s->active)
+        s->active->prev = c;
+    s->active = c;
+    s->n_active++;
+    return c;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    ha_server *s = listener->data;
+    if (status < 0 || s->ctx->stopping)
+        return;
+    ha_conn *c = conn_new(s);
+    if (!c)
+        return; /* out of memory: the connection waits in the backlog for the next try */
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_begin(s, c);
+}
+
+int ha_server_adopt(ha_server *s, uv_os_sock_t sock)
+{
+    ha_conn *c = conn_new(s);
+    if (!c)
+        return UV_ENOMEM;
+    int rc = uv_tcp_open(&c->tcp, sock);
+    if (rc != 0) {
+        conn_close(c);
+        return rc;
+    }
+    conn_begin(s, c);
+    return 0;
 }
 
 static void on_sweep(uv_timer_t *t)

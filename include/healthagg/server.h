@@ -26,6 +26,9 @@ typedef struct ha_server {
 
 /* Binds and listens; on failure `err` names the listen field and the fix. */
 int ha_server_start(ha_server *s, struct ha_context *ctx, char *err, size_t errlen);
+/* Serves an already connected stream socket as if it had been accepted; the server owns it
+ * from then on. Used by the request-path fuzz target (over a socketpair). */
+int ha_server_adopt(ha_server *s, uv_os_sock_t sock);
 /* Stops accepting and closes every connection (asynchronously, via the loop). */
 void ha_server_stop(ha_server *s);
 /* Frees pooled connection memory once the loop has finished closing. */

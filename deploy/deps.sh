@@ -1,0 +1,36 @@
+#!/bin/sh
+# deploy/deps.sh - install what building healthagg (and, with --tests, testing it) needs, from
+# Debian's packages. Idempotent: installs only what is missing and runs `apt-get update` only
+# then. Needs root (or sudo) when something is missing.
+#   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, node-llhttp (llhttp's C sources)
+#   tests:  python3 (Debian's, for the integration tests), curl, plus the deploy checks'
+#           packages (tests/deploy/deps.sh)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev node-llhttp"
+if [ "${1:-}" = "--tests" ]; then
+  pkgs="$pkgs python3 curl valgrind"
+elif [ "${1:-}" = "--demo" ]; then
+  pkgs="$pkgs curl"
+fi
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing="$missing $p"
+  fi
+done
+if [ -n "$missing" ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "deps: missing:$missing; run as root" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  # shellcheck disable=SC2086  # one word per package
+  $sudo apt-get install -y -q --no-install-recommends $missing
+fi
+if [ "${1:-}" = "--tests" ]; then
+  sh "$here/../tests/deploy/deps.sh"
+fi
