@@ -216,9 +216,9 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
         } else if (strcmp(k, "expect_body") == 0) {
             rc = get_string(v, p, c->expect_body, sizeof(c->expect_body), e);
         } else if (strcmp(k, "max_response_bytes") == 0) {
-            unsigned n;
-            rc = get_uint(v, p, 256, 16 * 1024 * 1024, &n, e);
-            c->max_response_bytes = n;
+            unsigned n = 0;
+            if ((rc = get_uint(v, p, 256, 16 * 1024 * 1024, &n, e)) == 0)
+                c->max_response_bytes = n;
         } else if (strcmp(k, "name") == 0) {
             rc = get_string(v, p, c->name, sizeof(c->name), e);
         } else if (strcmp(k, "url") == 0) {

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2086,SC2046,SC2016  # flag strings split on purpose; apt --format is literal
+# deploy/build-static.sh: build a fully static, stripped healthagg with musl.
+#
+# libuv and cJSON are built from Debian *source* packages (apt-get source through a deb-src list
+# private to the build directory: the machine's apt configuration is never edited), llhttp from
+# Debian's node-llhttp sources. Everything downloaded or built lives under the build directory
+# (default: build-static/ at the top of the repository, which git ignores); nothing third-party
+# is ever written into the source tree.
+#
+# Idempotent: packages already installed are not reinstalled, sources already fetched are not
+# fetched again, and dependencies already built for the same source version and flags are reused.
+#
+# Usage: deploy/build-static.sh [options]
+#   --testapp          also build a static tests/testapp (target `testapp`) as <dir>/testapp
+#   --toolchain-check  build only the dependencies and a tiny libuv+cJSON+llhttp program, run it,
+#                      and check that it is static (proves the toolchain without healthagg's code)
+#   --no-apt           do not install packages; fail if something is missing
+#   --jobs N           parallel build jobs (default: number of CPUs)
+#   --dir DIR          build directory (default: $HEALTHAGG_STATIC_DIR or <repo>/build-static)
+#   --max-size BYTES   fail if the stripped binary is larger (default: warn above 409600)
+#   -h, --help
+#
+# Outputs: <dir>/healthagg (and <dir>/testapp with --testapp). The last line printed is
+# "healthagg: <bytes> bytes (<KiB> KiB), statically linked: <path>".
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+dir=${HEALTHAGG_STATIC_DIR:-$repo/build-static}
+want_testapp=0
+toolchain_only=0
+use_apt=1
+jobs=$(nproc 2>/dev/null || echo 2)
+target_size=409600
+max_size=""
+
+die() { echo "build-static: error: $*" >&2; exit 1; }
+say() { echo "build-static: $*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --testapp) want_testapp=1 ;;
+    --toolchain-check) toolchain_only=1 ;;
+    --no-apt) use_apt=0 ;;
+    --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift ;;
+    --dir) [ $# -ge 2 ] || die "--dir needs a value"; dir=$2; shift ;;
+    --max-size) [ $# -ge 2 ] || die "--max-size needs a value"; max_size=$2; shift ;;
+    -h|--help) sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+prefix=$dir/prefix
+srcdir=$dir/src
+aptdir=$dir/apt
+
+# Compiler flags for everything that goes into the binary: small code, one section per function
+# and object so the linker can drop what is unused.
+size_cflags="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-ident"
+size_ldflags="-Wl,--gc-sections -Wl,-O1 -Wl,--build-id=none"
+
+# ---------------------------------------------------------------------------------------------
+# 1. Tools, from the distribution.
+# ---------------------------------------------------------------------------------------------
+packages=(musl-tools gcc make cmake pkg-config dpkg-dev xz-utils node-llhttp file
+          debian-archive-keyring gpgv)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ $use_apt = 1 ] || die "missing packages: ${missing[*]} (run without --no-apt, as root)"
+  [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; run as root or install them"
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+for t in musl-gcc cmake pkg-config dpkg-source file; do
+  command -v "$t" >/dev/null || die "$t not found after installing packages"
+done
+llhttp_src=/usr/share/llhttp
+llhttp_inc=/usr/share/include/llhttp
+if [ ! -f "$llhttp_src/llhttp.c" ] || [ ! -f "$llhttp_inc/llhttp.h" ]; then
+  die "node-llhttp sources not found in $llhttp_src and $llhttp_inc"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Sources of libuv1 and cjson, via a deb-src list private to the build directory.
+# ---------------------------------------------------------------------------------------------
+# The deb-src lines mirror the Debian repositories the machine already uses for binary
+# packages (as apt itself reports them), main suite first so that apt fetches from it when
+# several suites carry the same version.
+debian_repositories() { # "URI CODENAME COMPONENT" lines: main suite, then updates, then security
+  apt-get indextargets 'Origin: Debian' 'Identifier: Packages' \
+      --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 2>/dev/null | sort -u |
+    awk '{ rank = ($2 ~ /-security$/) ? 2 : (($2 ~ /-/) ? 1 : 0); print rank, $0 }' |
+    sort -n -k1,1 -s | cut -d' ' -f2-
+}
+write_private_sources() {
+  mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
+  local keyring="" lines
+  if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+    keyring=" [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
+  fi
+  lines=$(debian_repositories)
+  if [ -z "$lines" ] && [ $use_apt = 1 ] && [ "$(id -u)" = 0 ]; then
+    # A fresh container knows its repositories' origins only after a first update.
+    apt-get update -q >/dev/null
+    lines=$(debian_repositories)
+  fi
+  [ -n "$lines" ] ||
+    die "no Debian repository found in the machine's apt configuration (run 'apt-get update')"
+  printf '%s\n' "$lines" | awk -v k="$keyring" '{ print "deb-src" k, $1, $2, $3 }' \
+    > "$aptdir/sources.list"
+}
+apt_private() {
+  apt-get -q -o Dir::Etc::SourceList="$1" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::State::Lists="$aptdir/lists" -o Dir::Cache="$aptdir/cache" \
+    -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+    -o APT::Sandbox::User=root "${@:2}"
+}
+
+# fetch_source PKG: leaves the unpacked, patched tree at $srcdir/PKG (a symlink to PKG-VERSION).
+fetch_source() {
+  local pkg=$1
+  if [ -d "$srcdir/$pkg/" ] && [ -f "$srcdir/$pkg.version" ]; then
+    return 0
+  fi
+  if [ ! -f "$aptdir/updated" ]; then
+    write_private_sources
+    say "private apt-get update ($aptdir/sources.list)"
+    apt_private "$aptdir/sources.list" update >/dev/null
+    touch "$aptdir/updated"
+  fi
+  mkdir -p "$srcdir"
+  local work
+  work=$(mktemp -d "$srcdir/.fetch-$pkg.XXXXXX")
+  say "apt-get source $pkg"
+  # Whole list first (newest version); if a repository lacks the files, one repository at a time.
+  if ! (cd "$work" && apt_private "$aptdir/sources.list" source "$pkg" >"$work.log" 2>&1); then
+    local ok=0 line one
+    while IFS= read -r line; do
+      one=$(mktemp "$aptdir/one.XXXXXX")
+      printf '%s\n' "$line" > "$one"
+      rm -rf "${work:?}"/*
+      if apt_private "$one" update >>"$work.log" 2>&1 &&
+         (cd "$work" && apt_private "$one" source "$pkg" >>"$work.log" 2>&1); then
+        ok=1
+      fi
+      rm -f "$one"
+      if [ $ok = 1 ]; then break; fi
+    done < "$aptdir/sources.list"
+    # The one-line updates replaced the private lists: refresh them from the whole list.
+    apt_private "$aptdir/sources.list" update >/dev/null 2>&1 || true
+    if [ $ok = 0 ]; then
+      cat "$work.log" >&2
+      die "could not fetch the source of $pkg"
+    fi
+  fi
+  local tree
+  tree=$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)
+  [ -n "$tree" ] || die "apt-get source $pkg unpacked nothing (see $work.log)"
+  local name
+  name=$(basename "$tree")
+  rm -rf "${srcdir:?}/$name"
+  mv "$tree" "$srcdir/$name"
+  mv "$work"/*.dsc "$work"/*.tar.* "$srcdir/" 2>/dev/null || true
+  ln -sfn "$name" "$srcdir/$pkg"
+  sed -n 's/^Version: //p' "$srcdir/${pkg}_"*.dsc 2>/dev/null | head -n1 > "$srcdir/$pkg.version"
+  [ -s "$srcdir/$pkg.version" ] || echo "$name" > "$srcdir/$pkg.version"
+  rm -rf "$work" "$work.log"
+}
+
+fetch_source libuv1
+fetch_source cjson
+
+# ---------------------------------------------------------------------------------------------
+# 3. Static libuv and cJSON with musl-gcc into a private prefix (libraries + .pc files).
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$prefix"
+# build_dep NAME SRC CMAKE-ARGS...: configure, build and install unless already done for the same
+# source version and flags (recorded in a stamp file).
+build_dep() {
+  local name=$1 src=$2; shift 2
+  local stamp="$prefix/.$name.stamp"
+  local want
+  want="$(cat "$srcdir/$name.version") | $(musl-gcc -dumpversion) | $size_cflags | $*"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "$name $(cat "$srcdir/$name.version"): up to date"
+    return 0
+  fi
+  say "building $name $(cat "$srcdir/$name.version") with musl-gcc"
+  local b="$dir/deps/$name"
+  rm -rf "$b"; mkdir -p "$dir/deps"
+  cmake -S "$src" -B "$b" -DCMAKE_C_COMPILER=musl-gcc -DCMAKE_BUILD_TYPE=MinSizeRel \
+    -DCMAKE_C_FLAGS="$size_cflags" -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
+    "$@" >"$b.configure.log" 2>&1 || { cat "$b.configure.log" >&2; die "configuring $name failed"; }
+  cmake --build "$b" -j "$jobs" >"$b.build.log" 2>&1 ||
+    { tail -n 50 "$b.build.log" >&2; die "building $name failed"; }
+  cmake --install "$b" >"$b.install.log" 2>&1 ||
+    { cat "$b.install.log" >&2; die "installing $name failed"; }
+  printf '%s\n' "$want" > "$stamp"
+}
+
+# libuv's CMake build always makes the shared library too; it is removed from the prefix below so
+# that nothing can link against it by accident.
+build_dep libuv1 "$srcdir/libuv1/" -DLIBUV_BUILD_TESTS=OFF -DLIBUV_BUILD_BENCH=OFF
+build_dep cjson "$srcdir/cjson/" -DBUILD_SHARED_LIBS=OFF -DENABLE_CJSON_TEST=OFF \
+  -DENABLE_CJSON_UTILS=OFF -DENABLE_TARGET_EXPORT=OFF
+rm -f "$prefix"/lib/*.so "$prefix"/lib/*.so.*
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+export PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig"
+for m in libuv-static libcjson; do
+  pkg-config --exists "$m" || die "pkg-config cannot find $m in $PKG_CONFIG_LIBDIR"
+done
+
+check_static() { # FILE: must be an ELF executable that `file` calls statically linked
+  local desc
+  desc=$(file -b "$1")
+  case "$desc" in
+    *"statically linked"*) ;;
+    *) die "$1 is not statically linked: $desc" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# 3b. Toolchain check: a tiny program using all three libraries, linked like healthagg.
+# ---------------------------------------------------------------------------------------------
+if [ $toolchain_only = 1 ]; then
+  tc=$dir/toolchain-check
+  mkdir -p "$tc"
+  cat > "$tc/hello.c" <<'EOF'
+/* Toolchain check for deploy/build-static.sh: libuv + cJSON + llhttp in one static musl binary. */
+#include <stdio.h>
+#include <string.h>
+#include <cJSON.h>
+#include <llhttp.h>
+#include <uv.h>
+
+static int fired;
+static void on_timer(uv_timer_t *t) { fired = 1; uv_close((uv_handle_t *)t, NULL); }
+
+int main(void) {
+  uv_loop_t *loop = uv_default_loop();
+  uv_timer_t timer;
+  uv_timer_init(loop, &timer);
+  uv_timer_start(&timer, on_timer, 1, 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+
+  llhttp_t parser;
+  llhttp_settings_t settings;
+  llhttp_settings_init(&settings);
+  llhttp_init(&parser, HTTP_REQUEST, &settings);
+  const char req[] = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+  enum llhttp_errno err = llhttp_execute(&parser, req, sizeof req - 1);
+
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "libuv", uv_version_string());
+  cJSON_AddStringToObject(o, "cjson", cJSON_Version());
+  cJSON_AddBoolToObject(o, "timer", fired);
+  cJSON_AddStringToObject(o, "llhttp", llhttp_errno_name(err));
+  char *s = cJSON_PrintUnformatted(o);
+  puts(s);
+  int ok = fired && err == HPE_OK && strstr(s, "\"libuv\"") != NULL;
+  cJSON_free(s);
+  cJSON_Delete(o);
+  return ok ? 0 : 1;
+}
+EOF
+  musl-gcc -std=c11 -D_POSIX_C_SOURCE=200809L $size_cflags -I"$llhttp_inc" \
+    $(pkg-config --static --cflags libuv-static libcjson) \
+    "$tc/hello.c" "$llhttp_src/llhttp.c" "$llhttp_src/api.c" "$llhttp_src/http.c" \
+    -static -s $size_ldflags $(pkg-config --static --libs libuv-static libcjson) -o "$tc/hello"
+  check_static "$tc/hello"
+  "$tc/hello" || die "toolchain check program failed"
+  size=$(stat -c %s "$tc/hello")
+  say "toolchain check: $(file -b "$tc/hello")"
+  echo "hello: $size bytes ($(( (size + 1023) / 1024 )) KiB), statically linked"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. healthagg itself.
+# ---------------------------------------------------------------------------------------------
+# configure_build BUILD-DIR TESTS(ON|OFF) [EXTRA-LDFLAGS]
+configure_build() {
+  CC=musl-gcc cmake -S "$repo" -B "$1" -DCMAKE_C_COMPILER=musl-gcc \
+    -DCMAKE_BUILD_TYPE=MinSizeRel -DCMAKE_C_FLAGS="$size_cflags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$size_ldflags${3:+ $3}" \
+    -DHEALTHAGG_STATIC=ON -DHEALTHAGG_TESTS="$2" \
+    -DLLHTTP_SOURCE_DIR="$llhttp_src" -DLLHTTP_INCLUDE_DIR="$llhttp_inc" >"$1.configure.log" 2>&1 ||
+    { cat "$1.configure.log" >&2; die "configuring healthagg ($1) failed"; }
+}
+
+say "building healthagg (musl-gcc, static)"
+configure_build "$dir/cmake" OFF
+cmake --build "$dir/cmake" -j "$jobs" --target healthagg
+cp "$dir/cmake/healthagg" "$dir/healthagg.tmp"
+mv -f "$dir/healthagg.tmp" "$dir/healthagg"
+check_static "$dir/healthagg"
+"$dir/healthagg" version >/dev/null || die "$dir/healthagg version failed"
+
+if [ $want_testapp = 1 ]; then
+  # The test app's target exists only with the test suite configured: a second build directory,
+  # of which only `testapp` is built. If the rest of the suite does not configure (it is not this
+  # script's business), the app's sources are compiled directly, as its CMakeLists.txt does.
+  say "building testapp (musl-gcc, static)"
+  [ -f "$repo/tests/testapp/testapp.c" ] || die "tests/testapp/testapp.c not found"
+  ta=""
+  if (configure_build "$dir/cmake-testapp" ON "-static") 2>/dev/null &&
+     cmake --build "$dir/cmake-testapp" -j "$jobs" --target testapp; then
+    ta=$(find "$dir/cmake-testapp" -type f -name testapp -perm -u+x | head -n1)
+  else
+    say "the test suite does not configure (see $dir/cmake-testapp.configure.log):" \
+        "compiling tests/testapp/*.c directly"
+    mkdir -p "$dir/testapp-direct"
+      musl-gcc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $size_cflags \
+      $(pkg-config --static --cflags libuv-static) "$repo"/tests/testapp/*.c \
+      -static $size_ldflags $(pkg-config --static --libs libuv-static) \
+      -o "$dir/testapp-direct/testapp"
+    ta=$dir/testapp-direct/testapp
+  fi
+  if [ -z "$ta" ] || [ ! -f "$ta" ]; then die "testapp binary not found"; fi
+  cp "$ta" "$dir/testapp.tmp"
+  strip "$dir/testapp.tmp"
+  mv -f "$dir/testapp.tmp" "$dir/testapp"
+  check_static "$dir/testapp"
+  say "testapp: $(stat -c %s "$dir/testapp") bytes: $dir/testapp"
+fi
+
+size=$(stat -c %s "$dir/healthagg")
+say "$(file -b "$dir/healthagg")"
+echo "healthagg: $size bytes ($(( (size + 1023) / 1024 )) KiB), statically linked: $dir/healthagg"
+if [ -n "$max_size" ] && [ "$size" -gt "$max_size" ]; then
+  die "healthagg is $size bytes, over --max-size $max_size"
+elif [ "$size" -gt "$target_size" ]; then
+  echo "build-static: warning: healthagg is over the $target_size-byte target" >&2
+fi

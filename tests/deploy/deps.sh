@@ -1,0 +1,26 @@
+#!/bin/sh
+# tests/deploy/deps.sh: install what the deploy checks (ctest -R '^deploy\.') need, from Debian:
+# python3-botocore (the ECS API model), python3-yaml (CloudFormation templates) and docker-compose
+# (`docker-compose config`). Idempotent: does nothing when all are installed. Needs root.
+# The tests themselves install nothing: they fail, saying to run this, when something is missing.
+set -eu
+pkgs="python3 python3-botocore python3-yaml docker-compose"
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing="$missing $p"
+  fi
+done
+if [ -z "$missing" ]; then
+  echo "deploy deps: already installed ($pkgs)"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "deploy deps: missing:$missing; run this script as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086  # one word per package
+apt-get install -y -q --no-install-recommends $missing
+echo "deploy deps: installed$missing"
