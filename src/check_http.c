@@ -111,7 +111,8 @@ static void http_on_eof(ha_probe *p)
     }
     /* A close-delimited body (HTTP/1.0, no Content-Length) ends here legitimately. */
     llhttp_errno_t err = llhttp_finish(&p->parser);
-    if (err == HPE_OK && p->message_done) {
+    /* HPE_PAUSED is our own on_message_complete saying "done", not an error. */
+    if ((err == HPE_OK || err == HPE_PAUSED) && p->message_done) {
         verdict(p, false);
     } else if (!p->headers_done) {
         ha_probe_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",

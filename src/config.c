@@ -551,21 +551,23 @@ static int validate(ha_config *c, errbuf e)
                 return errf(e, "checks[%zu].name: \"%s\" is used twice; give each check its own "
                                "name (--check NAME=URL)", i, k->name);
         if (k->interval_ms < 100)
-            return errf(e, "checks[%zu] (%s).interval: must be at least 100ms", i, k->name);
+            return errf(e, "checks[%zu].interval: must be at least 100ms (check \"%s\")", i,
+                        k->name);
         if (k->timeout_ms < 10)
-            return errf(e, "checks[%zu] (%s).timeout: must be at least 10ms", i, k->name);
+            return errf(e, "checks[%zu].timeout: must be at least 10ms (check \"%s\")", i,
+                        k->name);
         if (k->timeout_ms >= k->interval_ms) {
             ha_format_duration(k->interval_ms, iv, sizeof(iv));
             ha_format_duration(k->timeout_ms, to, sizeof(to));
-            return errf(e, "checks[%zu] (%s).timeout: %s must be shorter than the interval %s; "
-                           "lower the timeout or raise the interval", i, k->name, to, iv);
+            return errf(e, "checks[%zu].timeout: %s must be shorter than the interval %s (check "
+                           "\"%s\"); lower the timeout or raise the interval", i, to, iv, k->name);
         }
         if (k->url.scheme == HA_SCHEME_TCP && k->expect_body[0])
-            return errf(e, "checks[%zu] (%s).expect_body: only http checks have a body", i,
-                        k->name);
+            return errf(e, "checks[%zu].expect_body: only http checks have a body (check \"%s\")",
+                        i, k->name);
         if (k->method_head && k->expect_body[0])
-            return errf(e, "checks[%zu] (%s).expect_body: a HEAD response has no body; use "
-                           "\"method\": \"GET\"", i, k->name);
+            return errf(e, "checks[%zu].expect_body: a HEAD response has no body; use "
+                           "\"method\": \"GET\" (check \"%s\")", i, k->name);
     }
     return 0;
 }

@@ -109,6 +109,11 @@ static int on_header_bytes(llhttp_t *p, const char *at, size_t len)
 static int on_headers_complete(llhttp_t *p)
 {
     ha_conn *c = p->data;
+    /* The method is the first thing wrong with a POST, whatever its body. */
+    if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
+        c->error = c->srv->ctx->cache.bad_method;
+        return -1;
+    }
     /* Health requests carry no body; refusing one keeps a request bounded by its headers. */
     if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
         c->error = c->srv->ctx->cache.has_body;
@@ -120,10 +125,7 @@ static int on_headers_complete(llhttp_t *p)
 static ha_response *route(ha_conn *c, bool *head)
 {
     ha_context *ctx = c->srv->ctx;
-    uint8_t method = c->parser.method;
-    *head = method == HTTP_HEAD;
-    if (method != HTTP_GET && method != HTTP_HEAD)
-        return ctx->cache.bad_method;
+    *head = c->parser.method == HTTP_HEAD; /* other methods were refused at the headers */
     size_t plen = strcspn(c->path, "?");
     if (c->path_truncated && plen == c->path_len)
         return ctx->cache.not_found;
@@ -189,8 +191,8 @@ static int on_message_complete(llhttp_t *p)
     c->requests++;
     c->in_request = false;
     c->phase_start_ms = now_ms(c);
-    if (!llhttp_should_keep_alive(p) || c->requests >= s->ctx->config.limits.max_requests_per_connection ||
-        r == s->ctx->cache.bad_method)
+    if (!llhttp_should_keep_alive(p) ||
+        c->requests >= s->ctx->config.limits.max_requests_per_connection)
         c->close_after_write = true;
     if (respond(c, r, head) != 0) {
         conn_close(c);

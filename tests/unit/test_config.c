@@ -179,7 +179,7 @@ static void bad_configs(void)
     expect_error("{\"checks\": [{\"url\": \"htp://h:1\"}]}", "checks[0].url", "unsupported scheme");
     expect_error("{\"checks\": [{\"name\": \"x\"}]}", "checks[0].url: missing", NULL);
     expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"timeout\": \"5s\", \"interval\": \"5s\"}]}",
-                 "checks[0] (h:1).timeout: 5s must be shorter than the interval 5s", NULL);
+                 "checks[0].timeout: 5s must be shorter than the interval 5s (check \"h:1\")", NULL);
     expect_error("{\"checks\": []}", "checks: no checks configured", "--check");
     expect_error("{}", "checks: no checks configured", NULL);
     expect_error("{\"checks\": {}}", "checks: expected an array", NULL);
