@@ -51,7 +51,8 @@ int ha_cache_init(ha_context *ctx)
     uint64_t secs = (ctx->stale_after_ms + 999) / 1000;
     snprintf(stale, sizeof(stale),
              "stale: the checker has not run for over %llus; healthagg itself is stuck, the "
-             "app may be fine\n", (unsigned long long)secs);
+             "app may be fine\n",
+             (unsigned long long)secs);
     c->livez_ok = plain(200, NULL, "alive\n");
     c->livez_stale = plain(503, NULL, stale);
     c->readyz_stale = plain(503, NULL, stale);
@@ -76,9 +77,9 @@ int ha_cache_init(ha_context *ctx)
 void ha_cache_free(ha_context *ctx)
 {
     ha_cache *c = &ctx->cache;
-    ha_response **all[] = {&c->livez_ok, &c->livez_stale, &c->readyz_stale, &c->readyz,
-                           &c->health,   &c->metrics,     &c->not_found,    &c->bad_method,
-                           &c->bad_request, &c->too_large, &c->has_body,    &c->timed_out};
+    ha_response **all[] = {&c->livez_ok,    &c->livez_stale, &c->readyz_stale, &c->readyz,
+                           &c->health,      &c->metrics,     &c->not_found,    &c->bad_method,
+                           &c->bad_request, &c->too_large,   &c->has_body,     &c->timed_out};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         ha_response_unref(*all[i]);
         *all[i] = NULL;

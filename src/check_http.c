@@ -67,7 +67,8 @@ static void verdict(ha_probe *p, bool truncated)
     }
     if (p->cfg->expect_body[0] && !p->body_matched) {
         if (truncated)
-            ha_probe_finish(p, false, status, "body did not match \"%.40s\" in the first %u bytes (HTTP %d)",
+            ha_probe_finish(p, false, status,
+                            "body did not match \"%.40s\" in the first %u bytes (HTTP %d)",
                             p->cfg->expect_body, p->cfg->max_response_bytes, status);
         else
             ha_probe_finish(p, false, status, "body did not match \"%.40s\" (HTTP %d)",
@@ -138,8 +139,8 @@ int ha_check_http_init(ha_probe *p)
         snprintf(host, sizeof(host), c->url.host_is_ipv6 ? "[%s]" : "%s", c->url.host);
     else
         ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, host, sizeof(host));
-#define REQUEST_FMT                                                                        \
-    "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg/" HEALTHAGG_VERSION                   \
+#define REQUEST_FMT                                                                                \
+    "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg/" HEALTHAGG_VERSION                       \
     "\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     const char *method = c->method_head ? "HEAD" : "GET";
     int n = snprintf(NULL, 0, REQUEST_FMT, method, c->url.path, host);

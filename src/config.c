@@ -126,8 +126,7 @@ static int get_uint(const cJSON *v, const char *path, unsigned min, unsigned max
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
         v->valuedouble > max) {
         if (cJSON_IsNumber(v))
-            return errf(e, "%s: %g is not a whole number in %u-%u", path, v->valuedouble, min,
-                        max);
+            return errf(e, "%s: %g is not a whole number in %u-%u", path, v->valuedouble, min, max);
         return errf(e, "%s: expected a whole number %u-%u, got %s", path, min, max,
                     json_type_name(v));
     }
@@ -180,12 +179,21 @@ static int get_expect_status(const cJSON *v, const char *path, ha_check_config *
 
 /* Keys a check and "defaults" share. */
 static const char *const check_keys_defaults[] = {
-    "interval", "timeout", "start_period", "failure_threshold", "success_threshold",
-    "critical", "method", "expect_status", "max_response_bytes", NULL};
-static const char *const check_keys_check[] = {
-    "name", "url", "interval", "timeout", "start_period", "failure_threshold",
-    "success_threshold", "critical", "method", "expect_status", "expect_body",
-    "max_response_bytes", NULL};
+    "interval", "timeout", "start_period",  "failure_threshold",  "success_threshold",
+    "critical", "method",  "expect_status", "max_response_bytes", NULL};
+static const char *const check_keys_check[] = {"name",
+                                               "url",
+                                               "interval",
+                                               "timeout",
+                                               "start_period",
+                                               "failure_threshold",
+                                               "success_threshold",
+                                               "critical",
+                                               "method",
+                                               "expect_status",
+                                               "expect_body",
+                                               "max_response_bytes",
+                                               NULL};
 
 static int apply_check_fields(const cJSON *obj, const char *path, ha_check_config *c, errbuf e)
 {
@@ -236,8 +244,12 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
 
 static int apply_server_fields(const cJSON *obj, ha_server_limits *l, errbuf e)
 {
-    static const char *const keys[] = {"max_connections", "max_header_bytes", "request_timeout",
-                                       "idle_timeout", "max_requests_per_connection", NULL};
+    static const char *const keys[] = {"max_connections",
+                                       "max_header_bytes",
+                                       "request_timeout",
+                                       "idle_timeout",
+                                       "max_requests_per_connection",
+                                       NULL};
     if (!cJSON_IsObject(obj))
         return errf(e, "server: expected an object, got %s", json_type_name(obj));
     if (check_keys(obj, "server", keys, e) != 0)
@@ -276,8 +288,8 @@ static void default_name(ha_check_config *c)
 static int apply_json(const char *json, size_t len, const char *origin, ha_config *out,
                       ha_check_config *defaults, errbuf e)
 {
-    static const char *const top_keys[] = {"listen", "shutdown_grace", "defaults", "checks",
-                                           "server", NULL};
+    static const char *const top_keys[] = {"listen", "shutdown_grace", "defaults",
+                                           "checks", "server",         NULL};
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (!root) {
@@ -350,8 +362,10 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
             char path[PATH_MAX_LEN];
             snprintf(path, sizeof(path), "checks[%zu]", i);
             if (!cJSON_IsObject(c)) {
-                errf(e, "%s: expected an object like {\"name\": \"app\", \"url\": "
-                        "\"http://127.0.0.1:8080/healthz\"}, got %s", path, json_type_name(c));
+                errf(e,
+                     "%s: expected an object like {\"name\": \"app\", \"url\": "
+                     "\"http://127.0.0.1:8080/healthz\"}, got %s",
+                     path, json_type_name(c));
                 goto out;
             }
             ha_check_config *cc = &out->checks[i];
@@ -360,8 +374,10 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
                 apply_check_fields(c, path, cc, e) != 0)
                 goto out;
             if (!cJSON_GetObjectItemCaseSensitive(c, "url")) {
-                errf(e, "%s.url: missing; every check needs a url such as "
-                        "\"http://127.0.0.1:8080/healthz\" or \"tcp://127.0.0.1:5432\"", path);
+                errf(e,
+                     "%s.url: missing; every check needs a url such as "
+                     "\"http://127.0.0.1:8080/healthz\" or \"tcp://127.0.0.1:5432\"",
+                     path);
                 goto out;
             }
             if (cc->name[0] == '\0')
@@ -461,8 +477,8 @@ static int apply_flag_checks(const ha_config_inputs *in, ha_config *out,
         if (eq && (!scheme || eq < scheme)) {
             size_t nlen = (size_t)(eq - arg);
             if (nlen == 0 || nlen >= sizeof(c->name))
-                return errf(e, "--check %.80s: the name before '=' must be 1-%zu characters",
-                            arg, sizeof(c->name) - 1);
+                return errf(e, "--check %.80s: the name before '=' must be 1-%zu characters", arg,
+                            sizeof(c->name) - 1);
             memcpy(c->name, arg, nlen);
             c->name[nlen] = '\0';
             url = eq + 1;
@@ -544,30 +560,36 @@ static int validate(ha_config *c, errbuf e)
         const ha_check_config *k = &c->checks[i];
         char iv[32], to[32];
         if (!valid_name(k->name))
-            return errf(e, "checks[%zu].name: \"%.64s\" may only use letters, digits and _ - . :",
-                        i, k->name);
+            return errf(e,
+                        "checks[%zu].name: \"%.64s\" may only use letters, digits and _ - . :", i,
+                        k->name);
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->checks[j].name, k->name) == 0)
-                return errf(e, "checks[%zu].name: \"%s\" is used twice; give each check its own "
-                               "name (--check NAME=URL)", i, k->name);
+                return errf(e,
+                            "checks[%zu].name: \"%s\" is used twice; give each check its own "
+                            "name (--check NAME=URL)",
+                            i, k->name);
         if (k->interval_ms < 100)
             return errf(e, "checks[%zu].interval: must be at least 100ms (check \"%s\")", i,
                         k->name);
         if (k->timeout_ms < 10)
-            return errf(e, "checks[%zu].timeout: must be at least 10ms (check \"%s\")", i,
-                        k->name);
+            return errf(e, "checks[%zu].timeout: must be at least 10ms (check \"%s\")", i, k->name);
         if (k->timeout_ms >= k->interval_ms) {
             ha_format_duration(k->interval_ms, iv, sizeof(iv));
             ha_format_duration(k->timeout_ms, to, sizeof(to));
-            return errf(e, "checks[%zu].timeout: %s must be shorter than the interval %s (check "
-                           "\"%s\"); lower the timeout or raise the interval", i, to, iv, k->name);
+            return errf(e,
+                        "checks[%zu].timeout: %s must be shorter than the interval %s (check "
+                        "\"%s\"); lower the timeout or raise the interval",
+                        i, to, iv, k->name);
         }
         if (k->url.scheme == HA_SCHEME_TCP && k->expect_body[0])
             return errf(e, "checks[%zu].expect_body: only http checks have a body (check \"%s\")",
                         i, k->name);
         if (k->method_head && k->expect_body[0])
-            return errf(e, "checks[%zu].expect_body: a HEAD response has no body; use "
-                           "\"method\": \"GET\" (check \"%s\")", i, k->name);
+            return errf(e,
+                        "checks[%zu].expect_body: a HEAD response has no body; use "
+                        "\"method\": \"GET\" (check \"%s\")",
+                        i, k->name);
     }
     return 0;
 }

@@ -16,8 +16,10 @@ static const char usage_main[] =
     "usage: healthagg <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  serve      run the sidecar: probe checks, cache verdicts, serve /livez /readyz /health /metrics\n"
-    "  probe      ask the running sidecar's /readyz; exit 0 if ready, 1 if not (the ECS healthCheck)\n"
+    "  serve      run the sidecar: probe checks, cache verdicts, serve /livez /readyz /health "
+    "/metrics\n"
+    "  probe      ask the running sidecar's /readyz; exit 0 if ready, 1 if not (the ECS "
+    "healthCheck)\n"
     "  check      probe URLs once, no daemon; exit 0 if all pass, 1 if not (a curl replacement)\n"
     "  validate   check a configuration without running it\n"
     "  version    print the version\n"
@@ -30,7 +32,8 @@ static const char usage_serve[] =
     "  --config FILE             JSON config (else $HEALTHAGG_CONFIG_FILE, else inline JSON in\n"
     "                            $HEALTHAGG_CONFIG)\n"
     "  --listen ADDR:PORT        where to serve (default 127.0.0.1:8099, or $HEALTHAGG_LISTEN)\n"
-    "  --check [NAME=]URL        add a check; repeatable. URL: http://HOST:PORT/PATH or tcp://HOST:PORT\n"
+    "  --check [NAME=]URL        add a check; repeatable. URL: http://HOST:PORT/PATH or "
+    "tcp://HOST:PORT\n"
     "  --interval D              time between probes of each check (default 5s)\n"
     "  --timeout D               per-probe timeout, shorter than the interval (default 2s)\n"
     "  --failure-threshold N     consecutive failures to turn a check down (default 3)\n"
@@ -132,8 +135,10 @@ static int parse_serve_flags(int argc, char **argv, ha_config_inputs *in, const 
         int r = flag_value(argc, argv, &i, "--check", &v);
         if (r == 1) {
             if (in->n_flag_checks == HA_MAX_FLAG_CHECKS) {
-                fprintf(stderr, "healthagg: --check: at most %d on the command line; put more in "
-                                "a config file\n", HA_MAX_FLAG_CHECKS);
+                fprintf(stderr,
+                        "healthagg: --check: at most %d on the command line; put more in "
+                        "a config file\n",
+                        HA_MAX_FLAG_CHECKS);
                 return 2;
             }
             in->flag_checks[in->n_flag_checks++] = v;
@@ -152,7 +157,8 @@ static int parse_serve_flags(int argc, char **argv, ha_config_inputs *in, const 
             return 2;
         }
         if (!matched) {
-            fprintf(stderr, "healthagg: unknown flag or argument \"%s\"; see 'healthagg %s --help'\n",
+            fprintf(stderr,
+                    "healthagg: unknown flag or argument \"%s\"; see 'healthagg %s --help'\n",
                     argv[i], argv[1]);
             return 2;
         }
@@ -216,13 +222,15 @@ static int cmd_probe(int argc, char **argv)
             r = flag_value(argc, argv, &i, "--config", &config);
         if (r != 1) {
             printf("unhealthy: probe usage: unknown or incomplete flag \"%s\"; see 'healthagg "
-                   "probe --help'\n", argv[i]);
+                   "probe --help'\n",
+                   argv[i]);
             return 1;
         }
     }
     uint64_t timeout_ms = 1000;
     char err[HA_ERR_MAX];
-    if (timeout && (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
+    if (timeout &&
+        (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
         printf("unhealthy: probe --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
         return 1;
     }
@@ -269,7 +277,8 @@ static int cmd_check(int argc, char **argv)
         int r = flag_value(argc, argv, &i, "--timeout", &timeout);
         if (r < 0 || (r == 0 && argv[i][0] == '-')) {
             printf("fail: check usage: unknown or incomplete flag \"%s\"; see 'healthagg check "
-                   "--help'\n", argv[i]);
+                   "--help'\n",
+                   argv[i]);
             free(urls);
             return 1;
         }
@@ -283,8 +292,8 @@ static int cmd_check(int argc, char **argv)
         printf("fail: check needs at least one URL, e.g. healthagg check "
                "http://127.0.0.1:8080/healthz\n");
         rc = 1;
-    } else if (timeout &&
-               (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
+    } else if (timeout && (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 ||
+                           timeout_ms == 0)) {
         printf("fail: check --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
         rc = 1;
     } else {

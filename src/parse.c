@@ -13,7 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -90,10 +91,12 @@ static int parse_port(const char *p, const char *end, bool allow_zero, uint16_t 
     unsigned long v = 0;
     for (const char *q = p; q < end; q++) {
         if (!isdigit((unsigned char)*q))
-            return fail(err, errlen, "port \"%.*s\" is not a number", (int)(end - p > 10 ? 10 : end - p), p);
+            return fail(err, errlen, "port \"%.*s\" is not a number",
+                        (int)(end - p > 10 ? 10 : end - p), p);
         v = v * 10 + (unsigned long)(*q - '0');
         if (v > 65535)
-            return fail(err, errlen, "port %.*s is out of range 1-65535", (int)(end - p > 10 ? 10 : end - p), p);
+            return fail(err, errlen, "port %.*s is out of range 1-65535",
+                        (int)(end - p > 10 ? 10 : end - p), p);
     }
     if (v == 0 && !allow_zero)
         return fail(err, errlen, "port 0 is not valid here; use 1-65535");
@@ -184,11 +187,13 @@ int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
     } else if (strncasecmp(s, "https://", 8) == 0) {
         return fail(err, errlen,
                     "https is not supported: probe the app over plain http on the task's "
-                    "localhost (TLS belongs at the load balancer); %s", hint);
+                    "localhost (TLS belongs at the load balancer); %s",
+                    hint);
     } else {
         const char *sep = strstr(s, "://");
         if (sep)
-            return fail(err, errlen, "unsupported scheme \"%.*s\"; %s", (int)(sep - s > 16 ? 16 : sep - s), s, hint);
+            return fail(err, errlen, "unsupported scheme \"%.*s\"; %s",
+                        (int)(sep - s > 16 ? 16 : sep - s), s, hint);
         return fail(err, errlen, "\"%.60s\" has no scheme; %s", s, hint);
     }
     size_t alen = strcspn(rest, "/?#");
@@ -289,7 +294,8 @@ int ha_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out, char
     unsigned long v = 0;
     for (const char *p = s; *p; p++) {
         if (!isdigit((unsigned char)*p))
-            return fail(err, errlen, "\"%.20s\" is not a whole number; expected %u-%u", s, min, max);
+            return fail(err, errlen, "\"%.20s\" is not a whole number; expected %u-%u", s, min,
+                        max);
         v = v * 10 + (unsigned long)(*p - '0');
         if (v > max)
             return fail(err, errlen, "%.20s is out of range; expected %u-%u", s, min, max);

@@ -121,8 +121,10 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     if (ha_parse_url(url, &u, err, sizeof(err)) != 0)
         return unhealthy(out, "bad --url %s: %s", url, err);
     if (u.scheme != HA_SCHEME_HTTP)
-        return unhealthy(out, "bad --url %s: the sidecar answers http://, e.g. "
-                              "http://127.0.0.1:8099/readyz", url);
+        return unhealthy(out,
+                         "bad --url %s: the sidecar answers http://, e.g. "
+                         "http://127.0.0.1:8099/readyz",
+                         url);
     ha_format_hostport(u.host, u.host_is_ipv6, u.port, target, sizeof(target));
 
     struct sockaddr_storage ss;
@@ -156,7 +158,8 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     char req[HA_PATH_MAX + HA_HOST_MAX + 96];
     int reqlen = snprintf(req, sizeof(req),
                           "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg-probe\r\n"
-                          "Connection: close\r\n\r\n", u.path, target);
+                          "Connection: close\r\n\r\n",
+                          u.path, target);
     if (reqlen < 0 || (size_t)reqlen >= sizeof(req) ||
         send(fd, req, (size_t)reqlen, MSG_NOSIGNAL) != reqlen) {
         unhealthy(out, "could not send the request to %s (%s)", target, strerror(errno));

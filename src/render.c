@@ -39,9 +39,12 @@ static const char *reason_phrase(int status)
 ha_response *ha_response_new(int status, const char *content_type, const char *extra_headers,
                              const char *body, size_t body_len)
 {
-#define HEAD_FMT "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n"
+#define HEAD_FMT                                                                                   \
+    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "                 \
+    "no-store\r\n%s\r\n"
     const char *extra = extra_headers ? extra_headers : "";
-    int head = snprintf(NULL, 0, HEAD_FMT, status, reason_phrase(status), content_type, body_len, extra);
+    int head =
+        snprintf(NULL, 0, HEAD_FMT, status, reason_phrase(status), content_type, body_len, extra);
     if (head < 0)
         return NULL;
     ha_response *r = malloc(sizeof(*r) + (size_t)head + body_len + 1);
@@ -51,8 +54,8 @@ ha_response *ha_response_new(int status, const char *content_type, const char *e
     r->status = status;
     r->head_len = (size_t)head;
     r->len = (size_t)head + body_len;
-    snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, reason_phrase(status), content_type, body_len,
-             extra);
+    snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, reason_phrase(status), content_type,
+             body_len, extra);
     if (body_len)
         memcpy(r->data + head, body, body_len);
     r->data[r->len] = '\0';
@@ -146,7 +149,8 @@ ha_response *ha_render_health(const ha_view *v)
     if (!cJSON_AddStringToObject(root, "status", agg_health_status(v->agg)) ||
         !cJSON_AddStringToObject(root, "serviceId", "healthagg") ||
         !cJSON_AddStringToObject(root, "version", HEALTHAGG_VERSION) ||
-        !cJSON_AddStringToObject(root, "description", "healthagg sidecar: aggregate of the task's checks") ||
+        !cJSON_AddStringToObject(root, "description",
+                                 "healthagg sidecar: aggregate of the task's checks") ||
         !cJSON_AddStringToObject(root, "output", v->summary) ||
         !cJSON_AddStringToObject(root, "state", ha_agg_status_name(v->agg)) ||
         !(checks = cJSON_AddObjectToObject(root, "checks")))
@@ -213,7 +217,16 @@ static void tb_printf(textbuf *b, const char *fmt, ...)
     }
 }
 
-typedef enum { M_UP, M_STATE, M_LATENCY, M_CONSEC_FAIL, M_LAST_SUCCESS, M_TRANSITIONS, M_PROBES, M_FAILURES } metric_kind;
+typedef enum {
+    M_UP,
+    M_STATE,
+    M_LATENCY,
+    M_CONSEC_FAIL,
+    M_LAST_SUCCESS,
+    M_TRANSITIONS,
+    M_PROBES,
+    M_FAILURES
+} metric_kind;
 
 static void metric_family(textbuf *b, const ha_view *v, metric_kind kind, const char *name,
                           const char *type, const char *help)
@@ -260,8 +273,9 @@ ha_response *ha_render_metrics(const ha_view *v)
     b.data = malloc(b.cap);
     if (!b.data)
         return NULL;
-    tb_printf(&b, "# HELP healthagg_up 1 when /readyz answers 200 (aggregate pass or warn).\n"
-                  "# TYPE healthagg_up gauge\nhealthagg_up %d\n",
+    tb_printf(&b,
+              "# HELP healthagg_up 1 when /readyz answers 200 (aggregate pass or warn).\n"
+              "# TYPE healthagg_up gauge\nhealthagg_up %d\n",
               ha_agg_ready(v->agg));
     tb_printf(&b, "# HELP healthagg_aggregate_state Aggregate state, one series per state.\n"
                   "# TYPE healthagg_aggregate_state gauge\n");
@@ -282,21 +296,23 @@ ha_response *ha_render_metrics(const ha_view *v)
     metric_family(&b, v, M_PROBES, "healthagg_check_probes_total", "counter", "Probes run.");
     metric_family(&b, v, M_FAILURES, "healthagg_check_failures_total", "counter",
                   "Probes that failed.");
-    tb_printf(&b, "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
-                  "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"
-                  "healthagg_scheduler_lag_max_seconds %.6f\n",
+    tb_printf(&b,
+              "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
+              "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"
+              "healthagg_scheduler_lag_max_seconds %.6f\n",
               (double)v->sched_lag_max_us / 1e6);
-    tb_printf(&b, "# HELP healthagg_probes_skipped_total Probes not started because the previous "
-                  "one was still closing.\n# TYPE healthagg_probes_skipped_total counter\n"
-                  "healthagg_probes_skipped_total %llu\n",
+    tb_printf(&b,
+              "# HELP healthagg_probes_skipped_total Probes not started because the previous "
+              "one was still closing.\n# TYPE healthagg_probes_skipped_total counter\n"
+              "healthagg_probes_skipped_total %llu\n",
               (unsigned long long)v->probes_skipped);
-    tb_printf(&b, "# HELP healthagg_start_time_seconds Unix time the sidecar started.\n"
-                  "# TYPE healthagg_start_time_seconds gauge\nhealthagg_start_time_seconds %.3f\n",
+    tb_printf(&b,
+              "# HELP healthagg_start_time_seconds Unix time the sidecar started.\n"
+              "# TYPE healthagg_start_time_seconds gauge\nhealthagg_start_time_seconds %.3f\n",
               (double)v->start_wall_ms / 1e3);
     ha_response *r = NULL;
     if (!b.failed)
-        r = ha_response_new(200, "text/plain; version=0.0.4; charset=utf-8",
-                            NULL, b.data, b.len);
+        r = ha_response_new(200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
     free(b.data);
     return r;
 }

@@ -68,8 +68,8 @@ static void on_batch(uv_prepare_t *h)
 void ha_scheduler_refresh(ha_context *ctx)
 {
     ha_agg_status before = ctx->agg;
-    ha_agg_status now = ha_aggregate(ctx->config.checks, ctx->states, ctx->config.n_checks,
-                                     ctx->draining);
+    ha_agg_status now =
+        ha_aggregate(ctx->config.checks, ctx->states, ctx->config.n_checks, ctx->draining);
     char summary[HA_SUMMARY_MAX];
     ha_aggregate_summary(now, ctx->config.checks, ctx->states, ctx->config.n_checks, summary,
                          sizeof(summary));

@@ -66,7 +66,8 @@ static void log_startup(const ha_context *ctx)
         if (lim) {
             cJSON_AddNumberToObject(lim, "max_connections", c->limits.max_connections);
             cJSON_AddNumberToObject(lim, "max_header_bytes", c->limits.max_header_bytes);
-            cJSON_AddNumberToObject(lim, "request_timeout_ms", (double)c->limits.request_timeout_ms);
+            cJSON_AddNumberToObject(lim, "request_timeout_ms",
+                                    (double)c->limits.request_timeout_ms);
             cJSON_AddNumberToObject(lim, "idle_timeout_ms", (double)c->limits.idle_timeout_ms);
             cJSON_AddNumberToObject(lim, "max_requests_per_connection",
                                     c->limits.max_requests_per_connection);

@@ -149,8 +149,9 @@ static void start_write(ha_conn *c, const queued_response *items, size_t n)
     uv_buf_t bufs[HA_CONN_QUEUE] = {{0}};
     for (size_t i = 0; i < n; i++) {
         c->inflight[i] = items[i];
-        bufs[i] = uv_buf_init(items[i].resp->data,
-                              (unsigned)(items[i].head ? items[i].resp->head_len : items[i].resp->len));
+        bufs[i] =
+            uv_buf_init(items[i].resp->data,
+                        (unsigned)(items[i].head ? items[i].resp->head_len : items[i].resp->len));
     }
     c->n_inflight = n;
     /* libuv writes at once when its queue is empty, and keeps up to 4 buffers inline: no
@@ -425,8 +426,7 @@ int ha_server_start(ha_server *s, ha_context *ctx, char *err, size_t errlen)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (rc != 0) {
-        snprintf(err, errlen,
-                 "listen: cannot listen on %s: %s; %s", want, uv_strerror(rc),
+        snprintf(err, errlen, "listen: cannot listen on %s: %s; %s", want, uv_strerror(rc),
                  rc == UV_EADDRINUSE
                      ? "another process has that port: pick another with --listen or "
                        "HEALTHAGG_LISTEN (and give probe the same)"

@@ -44,8 +44,8 @@ bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result
     } else {
         s->failures_total++;
         s->consecutive_successes = 0;
-        bool in_start_period = s->status == HA_CHECK_STARTING &&
-                               now_mono_ms - s->started_mono_ms < c->start_period_ms;
+        bool in_start_period =
+            s->status == HA_CHECK_STARTING && now_mono_ms - s->started_mono_ms < c->start_period_ms;
         if (!in_start_period) {
             if (s->consecutive_failures < UINT32_MAX)
                 s->consecutive_failures++;

@@ -34,8 +34,23 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-enum kind { M_OK, M_STATUS, M_BODY, M_SLOW, M_FLAP, M_HANG, M_HANG_HEADERS, M_RESET, M_CLOSE,
-            M_GARBAGE, M_DRIP, M_CHUNKED, M_BIG, M_HTTP10, M_CLOSE_MID };
+enum kind {
+    M_OK,
+    M_STATUS,
+    M_BODY,
+    M_SLOW,
+    M_FLAP,
+    M_HANG,
+    M_HANG_HEADERS,
+    M_RESET,
+    M_CLOSE,
+    M_GARBAGE,
+    M_DRIP,
+    M_CHUNKED,
+    M_BIG,
+    M_HTTP10,
+    M_CLOSE_MID
+};
 
 struct mode {
     enum kind kind;
@@ -51,7 +66,7 @@ struct conn {
     struct mode mode;
     char head[8192];
     size_t head_len;
-    char *drip;         /* drip: the whole response, sent one byte per tick */
+    char *drip; /* drip: the whole response, sent one byte per tick */
     size_t drip_len, drip_pos;
     unsigned long long big_left;
 };
@@ -59,12 +74,13 @@ struct conn {
 static uv_loop_t *loop;
 static uv_tcp_t service, control;
 static uv_signal_t sigterm, sigint;
-static struct mode current = { M_OK, 0, "ok" };
+static struct mode current = {M_OK, 0, "ok"};
 static uint64_t mode_set_at; /* uv_now when the mode was set: flap's phase origin */
 static unsigned long long service_count;
 static char filler[65536];
 
-static void on_closed(uv_handle_t *h) {
+static void on_closed(uv_handle_t *h)
+{
     struct conn *c = h->data;
     if (--c->open_handles == 0) {
         free(c->drip);
@@ -72,11 +88,15 @@ static void on_closed(uv_handle_t *h) {
     }
 }
 
-static void conn_close(struct conn *c) {
-    if (c->closing) return;
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
     c->closing = true;
-    if (!uv_is_closing((uv_handle_t *)&c->timer)) uv_close((uv_handle_t *)&c->timer, on_closed);
-    if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 enum after { A_NOTHING, A_CLOSE, A_BIG };
@@ -89,27 +109,42 @@ struct wreq {
 
 static void send_big_chunk(struct conn *c);
 
-static void on_written(uv_write_t *req, int status) {
+static void on_written(uv_write_t *req, int status)
+{
     struct wreq *w = (struct wreq *)req;
     struct conn *c = w->c;
     enum after after = w->after;
     free(w->owned);
     free(w);
-    if (c->closing) return;
-    if (status < 0) { conn_close(c); return; }
-    if (after == A_CLOSE) conn_close(c);
-    else if (after == A_BIG) send_big_chunk(c);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (after == A_CLOSE)
+        conn_close(c);
+    else if (after == A_BIG)
+        send_big_chunk(c);
 }
 
 /* Write len bytes; `owned` bytes are copied, others (static) are referenced as they are. */
-static void send_bytes(struct conn *c, const char *data, size_t len, bool copy, enum after after) {
+static void send_bytes(struct conn *c, const char *data, size_t len, bool copy, enum after after)
+{
     struct wreq *w = calloc(1, sizeof *w);
-    if (!w) { conn_close(c); return; }
+    if (!w) {
+        conn_close(c);
+        return;
+    }
     w->c = c;
     w->after = after;
     if (copy) {
         w->owned = malloc(len ? len : 1);
-        if (!w->owned) { free(w); conn_close(c); return; }
+        if (!w->owned) {
+            free(w);
+            conn_close(c);
+            return;
+        }
         memcpy(w->owned, data, len);
         data = w->owned;
     }
@@ -124,36 +159,49 @@ static void send_bytes(struct conn *c, const char *data, size_t len, bool copy, 
 /* A string literal, referenced (not copied). */
 #define send_lit(c, lit, after) send_bytes((c), (lit), sizeof(lit) - 1, false, (after))
 
-static void send_text(struct conn *c, int code, const char *body, enum after after) {
+static void send_text(struct conn *c, int code, const char *body, enum after after)
+{
     char buf[2048];
-    int n = snprintf(buf, sizeof buf, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      code, code == 200 ? "OK" : "Status", strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof buf) n = (int)strlen(buf);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        n = (int)strlen(buf);
     send_bytes(c, buf, (size_t)n, true, after);
 }
 
-static void send_big_chunk(struct conn *c) {
-    if (c->big_left == 0) { conn_close(c); return; }
+static void send_big_chunk(struct conn *c)
+{
+    if (c->big_left == 0) {
+        conn_close(c);
+        return;
+    }
     size_t n = c->big_left < sizeof filler ? (size_t)c->big_left : sizeof filler;
     c->big_left -= n;
     send_bytes(c, filler, n, false, A_BIG);
 }
 
-static void on_drip(uv_timer_t *t) {
+static void on_drip(uv_timer_t *t)
+{
     struct conn *c = t->data;
-    if (c->drip_pos >= c->drip_len) { conn_close(c); return; }
+    if (c->drip_pos >= c->drip_len) {
+        conn_close(c);
+        return;
+    }
     send_bytes(c, c->drip + c->drip_pos++, 1, true, A_NOTHING);
 }
 
-static void on_chunk(uv_timer_t *t) {
+static void on_chunk(uv_timer_t *t)
+{
     struct conn *c = t->data;
     /* Do not pile up memory if the client stopped reading. */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < 65536)
         send_lit(c, "5\r\nhello\r\n", A_NOTHING);
 }
 
-static void answer_plain(struct conn *c) {
+static void answer_plain(struct conn *c)
+{
     if (c->mode.kind == M_STATUS)
         send_text(c, (int)c->mode.arg, c->mode.arg == 200 ? "ok" : "not ok", A_CLOSE);
     else if (c->mode.kind == M_BODY)
@@ -164,11 +212,16 @@ static void answer_plain(struct conn *c) {
         send_text(c, 200, "ok", A_CLOSE);
 }
 
-static void on_slow(uv_timer_t *t) { answer_plain(t->data); }
+static void on_slow(uv_timer_t *t)
+{
+    answer_plain(t->data);
+}
 
 /* The request head has arrived on a service connection: answer as the mode says. */
-static void service_respond(struct conn *c) {
-    static const char hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n";
+static void service_respond(struct conn *c)
+{
+    static const char hdr[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n";
     char buf[256];
     int n;
     switch (c->mode.kind) {
@@ -185,7 +238,10 @@ static void service_respond(struct conn *c) {
     case M_DRIP:
         n = snprintf(buf, sizeof buf, "%sContent-Length: 2\r\n\r\nok", hdr);
         c->drip = strdup(buf);
-        if (!c->drip) { conn_close(c); return; }
+        if (!c->drip) {
+            conn_close(c);
+            return;
+        }
         c->drip_len = (size_t)n;
         uv_timer_start(&c->timer, on_drip, 0, c->mode.arg ? c->mode.arg : 1);
         break;
@@ -212,55 +268,82 @@ static void service_respond(struct conn *c) {
     }
 }
 
-static int hexval(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
     return -1;
 }
 
 /* Parse "kind[:arg]" into m; false when unknown or malformed. */
-static bool parse_mode(const char *s, struct mode *m) {
-    static const struct { const char *name; enum kind kind; bool needs_arg; } table[] = {
-        {"ok", M_OK, false}, {"status", M_STATUS, true}, {"body", M_BODY, false},
-        {"slow", M_SLOW, true}, {"flap", M_FLAP, true}, {"hang", M_HANG, false},
-        {"hang-headers", M_HANG_HEADERS, false}, {"reset", M_RESET, false},
-        {"close", M_CLOSE, false}, {"garbage", M_GARBAGE, false}, {"drip", M_DRIP, true},
-        {"chunked-endless", M_CHUNKED, false}, {"big", M_BIG, true},
-        {"http10", M_HTTP10, false}, {"close-mid-body", M_CLOSE_MID, false},
+static bool parse_mode(const char *s, struct mode *m)
+{
+    static const struct {
+        const char *name;
+        enum kind kind;
+        bool needs_arg;
+    } table[] = {
+        {"ok", M_OK, false},
+        {"status", M_STATUS, true},
+        {"body", M_BODY, false},
+        {"slow", M_SLOW, true},
+        {"flap", M_FLAP, true},
+        {"hang", M_HANG, false},
+        {"hang-headers", M_HANG_HEADERS, false},
+        {"reset", M_RESET, false},
+        {"close", M_CLOSE, false},
+        {"garbage", M_GARBAGE, false},
+        {"drip", M_DRIP, true},
+        {"chunked-endless", M_CHUNKED, false},
+        {"big", M_BIG, true},
+        {"http10", M_HTTP10, false},
+        {"close-mid-body", M_CLOSE_MID, false},
     };
     size_t namelen = strcspn(s, ":");
-    if (strlen(s) >= sizeof m->text) return false;
+    if (strlen(s) >= sizeof m->text)
+        return false;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        if (strlen(table[i].name) != namelen || strncmp(s, table[i].name, namelen) != 0) continue;
+        if (strlen(table[i].name) != namelen || strncmp(s, table[i].name, namelen) != 0)
+            continue;
         m->kind = table[i].kind;
         m->arg = 0;
         snprintf(m->text, sizeof m->text, "%s", s);
-        if (m->kind == M_BODY) return s[namelen] == ':';
-        if (!table[i].needs_arg) return s[namelen] == '\0';
-        if (s[namelen] != ':' || s[namelen + 1] < '0' || s[namelen + 1] > '9') return false;
+        if (m->kind == M_BODY)
+            return s[namelen] == ':';
+        if (!table[i].needs_arg)
+            return s[namelen] == '\0';
+        if (s[namelen] != ':' || s[namelen + 1] < '0' || s[namelen + 1] > '9')
+            return false;
         char *end;
         errno = 0;
         m->arg = strtoull(s + namelen + 1, &end, 10);
-        if (errno || *end) return false;
-        if (m->kind == M_STATUS) return m->arg >= 100 && m->arg <= 999;
-        if (m->kind == M_FLAP) return m->arg > 0;
+        if (errno || *end)
+            return false;
+        if (m->kind == M_STATUS)
+            return m->arg >= 100 && m->arg <= 999;
+        if (m->kind == M_FLAP)
+            return m->arg > 0;
         return true;
     }
     return false;
 }
 
-static void control_respond(struct conn *c) {
+static void control_respond(struct conn *c)
+{
     char path[1024] = "", out[1200];
     /* Request line: METHOD SP PATH SP VERSION */
     const char *sp = memchr(c->head, ' ', c->head_len);
     if (sp && strncmp(c->head, "GET ", 4) == 0) {
         size_t i = 0;
-        for (const char *p = sp + 1; p < c->head + c->head_len && *p != ' ' && *p != '\r' &&
-                                     i + 1 < sizeof path; p++) {
+        for (const char *p = sp + 1;
+             p < c->head + c->head_len && *p != ' ' && *p != '\r' && i + 1 < sizeof path; p++) {
             int hi, lo;
-            if (*p == '%' && p + 2 < c->head + c->head_len &&
-                (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            if (*p == '%' && p + 2 < c->head + c->head_len && (hi = hexval(p[1])) >= 0 &&
+                (lo = hexval(p[2])) >= 0) {
                 path[i++] = (char)(hi * 16 + lo);
                 p += 2;
             } else {
@@ -287,7 +370,8 @@ static void control_respond(struct conn *c) {
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
     static char scratch[65536]; /* single-threaded: reads are consumed before the next alloc */
     struct conn *c = h->data;
     (void)suggested;
@@ -297,42 +381,58 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         *buf = uv_buf_init(scratch, sizeof scratch);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
     struct conn *c = s->data;
     (void)buf;
-    if (nread < 0) { conn_close(c); return; } /* EOF or error: the peer is gone */
-    if (c->responded || nread == 0) return;    /* after the head: drain and ignore */
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    } /* EOF or error: the peer is gone */
+    if (c->responded || nread == 0)
+        return; /* after the head: drain and ignore */
     c->head_len += (size_t)nread;
     c->head[c->head_len] = '\0';
-    if (!strstr(c->head, "\r\n\r\n") && c->head_len < sizeof c->head - 1) return;
+    if (!strstr(c->head, "\r\n\r\n") && c->head_len < sizeof c->head - 1)
+        return;
     c->responded = true;
-    if (c->control) control_respond(c);
-    else service_respond(c);
+    if (c->control)
+        control_respond(c);
+    else
+        service_respond(c);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status) {
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
     (void)status;
     free(req);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    if (status < 0) return;
+static void on_connection(uv_stream_t *server, int status)
+{
+    if (status < 0)
+        return;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) return;
+    if (!c)
+        return;
     c->control = server == (uv_stream_t *)&control;
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     uv_tcp_init(loop, &c->tcp);
     uv_timer_init(loop, &c->timer);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) { conn_close(c); return; }
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
     if (!c->control) {
         service_count++;
         c->mode = current;
     }
-    if (!c->control && c->mode.kind == M_HANG) return; /* never read, never answer */
+    if (!c->control && c->mode.kind == M_HANG)
+        return; /* never read, never answer */
     if (!c->control && c->mode.kind == M_RESET) {
         uv_os_fd_t fd;
-        struct linger lg = { 1, 0 };
+        struct linger lg = {1, 0};
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         conn_close(c);
@@ -350,27 +450,33 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-static void close_any(uv_handle_t *h, void *arg) {
+static void close_any(uv_handle_t *h, void *arg)
+{
     (void)arg;
-    if (uv_is_closing(h)) return;
+    if (uv_is_closing(h))
+        return;
     if (h->type == UV_TCP && h != (uv_handle_t *)&service && h != (uv_handle_t *)&control) {
         conn_close(h->data);
     } else if (h->type == UV_TIMER) {
         /* connection timers are closed with their connection */
-        if (h->data) conn_close(h->data);
-        else uv_close(h, NULL);
+        if (h->data)
+            conn_close(h->data);
+        else
+            uv_close(h, NULL);
     } else {
         uv_close(h, NULL);
     }
 }
 
-static void on_signal(uv_signal_t *s, int signum) {
+static void on_signal(uv_signal_t *s, int signum)
+{
     (void)s;
     (void)signum;
     uv_walk(loop, close_any, NULL);
 }
 
-static int listen_on(uv_tcp_t *t, int port) {
+static int listen_on(uv_tcp_t *t, int port)
+{
     struct sockaddr_in addr;
     struct sockaddr_storage bound;
     int len = sizeof bound, rc;
@@ -385,7 +491,8 @@ static int listen_on(uv_tcp_t *t, int port) {
     return ntohs(((struct sockaddr_in *)&bound)->sin_port);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     int port = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -406,7 +513,8 @@ int main(int argc, char **argv) {
     mode_set_at = uv_now(loop);
     int sport = listen_on(&service, port);
     int cport = sport < 0 ? -1 : listen_on(&control, 0);
-    if (sport < 0 || cport < 0) return 1;
+    if (sport < 0 || cport < 0)
+        return 1;
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);

@@ -36,7 +36,8 @@ static void rules(void)
     ha_aggregate_summary(HA_AGG_PASS, cfgs, sts, N, buf, sizeof(buf));
     CHECK(strcmp(buf, "ok") == 0);
     CHECK(ha_agg_ready(HA_AGG_PASS) && ha_agg_ready(HA_AGG_WARN));
-    CHECK(!ha_agg_ready(HA_AGG_FAIL) && !ha_agg_ready(HA_AGG_STARTING) && !ha_agg_ready(HA_AGG_DRAINING));
+    CHECK(!ha_agg_ready(HA_AGG_FAIL) && !ha_agg_ready(HA_AGG_STARTING) &&
+          !ha_agg_ready(HA_AGG_DRAINING));
 
     /* A non-critical failure only warns. */
     set(2, HA_CHECK_FAIL, "connect: connection refused (10.0.0.12:5432)");

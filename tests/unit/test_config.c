@@ -37,10 +37,13 @@ static void good_config(void)
         "  \"success_threshold\": 2, \"start_period\": \"60s\"},"
         " \"server\": {\"max_connections\": 10},"
         " \"checks\": ["
-        "  {\"name\": \"app\", \"url\": \"http://127.0.0.1:8080/healthz\", \"expect_status\": [\"200-299\", 301]},"
-        "  {\"name\": \"db\", \"url\": \"tcp://10.0.0.12:5432\", \"critical\": false, \"interval\": \"30s\"},"
+        "  {\"name\": \"app\", \"url\": \"http://127.0.0.1:8080/healthz\", \"expect_status\": "
+        "[\"200-299\", 301]},"
+        "  {\"name\": \"db\", \"url\": \"tcp://10.0.0.12:5432\", \"critical\": false, "
+        "\"interval\": \"30s\"},"
         "  {\"url\": \"http://127.0.0.1:8081/\", \"method\": \"HEAD\"},"
-        "  {\"name\": \"body\", \"url\": \"http://127.0.0.1:8082/\", \"expect_body\": \"ok\", \"max_response_bytes\": 1024}"
+        "  {\"name\": \"body\", \"url\": \"http://127.0.0.1:8082/\", \"expect_body\": \"ok\", "
+        "\"max_response_bytes\": 1024}"
         " ]}";
     ha_config c;
     char err[HA_ERR_MAX * 2] = "";
@@ -77,12 +80,14 @@ static void builtin_defaults_and_flags(void)
     CHECK(ha_config_load(&in, &c, err, sizeof(err)) == 0);
     CHECK(strcmp(c.listen_host, "127.0.0.1") == 0 && c.listen_port == 8099);
     CHECK(c.n_checks == 2);
-    CHECK(strcmp(c.checks[0].name, "app") == 0 && strcmp(c.checks[0].url.path, "/healthz?x=1") == 0);
+    CHECK(strcmp(c.checks[0].name, "app") == 0 &&
+          strcmp(c.checks[0].url.path, "/healthz?x=1") == 0);
     CHECK(strcmp(c.checks[1].name, "127.0.0.1:5432") == 0);
     CHECK(c.checks[0].interval_ms == 5000 && c.checks[0].timeout_ms == 2000);
     CHECK(c.checks[0].failure_threshold == 3 && c.checks[0].success_threshold == 1);
     CHECK(c.checks[0].start_period_ms == 0 && c.checks[0].critical);
-    CHECK(c.checks[0].n_expect == 1 && c.checks[0].expect[0].lo == 200 && c.checks[0].expect[0].hi == 399);
+    CHECK(c.checks[0].n_expect == 1 && c.checks[0].expect[0].lo == 200 &&
+          c.checks[0].expect[0].hi == 399);
     ha_config_free(&c);
 
     /* Flags win over the config, for every check, including per-check values. */
@@ -145,12 +150,14 @@ static void file_sources(void)
     char host[64];
     uint16_t port;
     memset(&in, 0, sizeof(in));
-    CHECK(ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) == 0 && port == 8099);
+    CHECK(ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) == 0 &&
+          port == 8099);
     in.env_inline = "{\"listen\": \"0.0.0.0:9100\", \"checks\": []}";
     CHECK(ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) == 0 &&
           port == 9100 && strcmp(host, "0.0.0.0") == 0);
     in.env_listen = "127.0.0.1:9200";
-    CHECK(ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) == 0 && port == 9200);
+    CHECK(ha_config_listen_only(&in, host, sizeof(host), &port, err, sizeof(err)) == 0 &&
+          port == 9200);
 }
 
 static void bad_configs(void)
@@ -158,7 +165,8 @@ static void bad_configs(void)
     expect_error("{\"checks\": [{\"name\": \"a\", \"url\": \"tcp://h:1\", \"intervall\": \"5s\"}]}",
                  "checks[0].intervall: unknown key", "interval");
     expect_error("{\"listne\": \"x\"}", "listne: unknown key", NULL);
-    expect_error("{\"defaults\": {\"name\": \"x\"}, \"checks\": []}", "defaults.name: unknown key", NULL);
+    expect_error("{\"defaults\": {\"name\": \"x\"}, \"checks\": []}", "defaults.name: unknown key",
+                 NULL);
     expect_error("{\"server\": {\"max_conns\": 1}}", "server.max_conns: unknown key", NULL);
     expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"url\": \"tcp://h:2\"}]}",
                  "checks[0].url: key appears twice", NULL);
@@ -178,8 +186,9 @@ static void bad_configs(void)
                  "invalid duration");
     expect_error("{\"checks\": [{\"url\": \"htp://h:1\"}]}", "checks[0].url", "unsupported scheme");
     expect_error("{\"checks\": [{\"name\": \"x\"}]}", "checks[0].url: missing", NULL);
-    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"timeout\": \"5s\", \"interval\": \"5s\"}]}",
-                 "checks[0].timeout: 5s must be shorter than the interval 5s (check \"h:1\")", NULL);
+    expect_error(
+        "{\"checks\": [{\"url\": \"tcp://h:1\", \"timeout\": \"5s\", \"interval\": \"5s\"}]}",
+        "checks[0].timeout: 5s must be shorter than the interval 5s (check \"h:1\")", NULL);
     expect_error("{\"checks\": []}", "checks: no checks configured", "--check");
     expect_error("{}", "checks: no checks configured", NULL);
     expect_error("{\"checks\": {}}", "checks: expected an array", NULL);
@@ -198,7 +207,8 @@ static void bad_configs(void)
     expect_error("{\"listen\": \"8099\", \"checks\": []}", "listen:", "port");
     expect_error("{\"server\": {\"request_timeout\": \"0\"}}", "server.request_timeout", NULL);
     expect_error("{\"checks\": [", "invalid JSON near line 1", NULL);
-    expect_error("{\n\"checks\": [\n  {\"url\": \"tcp://h:1\",}\n]}", "invalid JSON near line 3", NULL);
+    expect_error("{\n\"checks\": [\n  {\"url\": \"tcp://h:1\",}\n]}", "invalid JSON near line 3",
+                 NULL);
     expect_error("[]", "must be a JSON object", NULL);
     expect_error("{\"shutdown_grace\": true}", "shutdown_grace: expected a duration", NULL);
 
@@ -206,9 +216,10 @@ static void bad_configs(void)
     struct {
         const char *field;
         const char *value;
-    } flags[] = {{"--interval", "5x"}, {"--timeout", "soon"}, {"--start-period", "-1s"},
-                 {"--failure-threshold", "0"}, {"--success-threshold", "x"}, {"--grace", "1"},
-                 {"--listen", "nowhere"}, {"HEALTHAGG_LISTEN", "1.2.3.4"}};
+    } flags[] = {{"--interval", "5x"},         {"--timeout", "soon"},
+                 {"--start-period", "-1s"},    {"--failure-threshold", "0"},
+                 {"--success-threshold", "x"}, {"--grace", "1"},
+                 {"--listen", "nowhere"},      {"HEALTHAGG_LISTEN", "1.2.3.4"}};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         ha_config_inputs in;
         memset(&in, 0, sizeof(in));

@@ -12,8 +12,8 @@ static void durations(void)
     CHECK(ha_parse_duration("1h", &ms, err, sizeof(err)) == 0 && ms == 3600000);
     CHECK(ha_parse_duration("0", &ms, err, sizeof(err)) == 0 && ms == 0);
     CHECK(ha_parse_duration("24h", &ms, err, sizeof(err)) == 0);
-    const char *bad[] = {"", "5", "5x", "s", "-1s", "1.5s", "5 s", "25h", "99999999999999999999s",
-                         "5sec", "ms"};
+    const char *bad[] = {
+        "", "5", "5x", "s", "-1s", "1.5s", "5 s", "25h", "99999999999999999999s", "5sec", "ms"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         CHECK(ha_parse_duration(bad[i], &ms, err, sizeof(err)) == -1);
@@ -87,7 +87,8 @@ static void listen_addrs(void)
     uint16_t port;
     CHECK(ha_parse_listen("127.0.0.1:8099", host, sizeof(host), &port, err, sizeof(err)) == 0 &&
           port == 8099 && strcmp(host, "127.0.0.1") == 0);
-    CHECK(ha_parse_listen("0.0.0.0:0", host, sizeof(host), &port, err, sizeof(err)) == 0 && port == 0);
+    CHECK(ha_parse_listen("0.0.0.0:0", host, sizeof(host), &port, err, sizeof(err)) == 0 &&
+          port == 0);
     CHECK(ha_parse_listen("localhost:1", host, sizeof(host), &port, err, sizeof(err)) == 0 &&
           strcmp(host, "127.0.0.1") == 0);
     CHECK(ha_parse_listen("[::]:8099", host, sizeof(host), &port, err, sizeof(err)) == 0 &&
@@ -105,11 +106,12 @@ static void statuses(void)
     ha_status_range r;
     char err[HA_ERR_MAX];
     CHECK(ha_parse_status_range("200", &r, err, sizeof(err)) == 0 && r.lo == 200 && r.hi == 200);
-    CHECK(ha_parse_status_range("200-399", &r, err, sizeof(err)) == 0 && r.lo == 200 && r.hi == 399);
+    CHECK(ha_parse_status_range("200-399", &r, err, sizeof(err)) == 0 && r.lo == 200 &&
+          r.hi == 399);
     CHECK(ha_parse_status_range("2xx", &r, err, sizeof(err)) == 0 && r.lo == 200 && r.hi == 299);
     CHECK(ha_parse_status_range("5XX", &r, err, sizeof(err)) == 0 && r.lo == 500);
-    const char *bad[] = {"", "20", "2000", "399-200", "600", "99", "6xx", "200-", "-200", "abc",
-                         "200-3999"};
+    const char *bad[] = {"",    "20",   "2000", "399-200", "600",     "99",
+                         "6xx", "200-", "-200", "abc",     "200-3999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(ha_parse_status_range(bad[i], &r, err, sizeof(err)) == -1);
     unsigned n;

@@ -71,8 +71,10 @@ static void views(void)
             CHECK(strcmp(cJSON_GetObjectItem(app, "status")->valuestring, "fail") == 0);
             CHECK(cJSON_GetObjectItem(app, "observedValue")->valuedouble == 2.5);
             CHECK(strcmp(cJSON_GetObjectItem(app, "observedUnit")->valuestring, "ms") == 0);
-            CHECK(strcmp(cJSON_GetObjectItem(app, "time")->valuestring, "2026-11-18T11:06:40.123Z") == 0);
-            CHECK(strcmp(cJSON_GetObjectItem(app, "output")->valuestring, "HTTP 503 \"quoted\"") == 0);
+            CHECK(strcmp(cJSON_GetObjectItem(app, "time")->valuestring,
+                         "2026-11-18T11:06:40.123Z") == 0);
+            CHECK(strcmp(cJSON_GetObjectItem(app, "output")->valuestring, "HTTP 503 \"quoted\"") ==
+                  0);
             CHECK(strcmp(cJSON_GetObjectItem(app, "componentType")->valuestring, "http") == 0);
         }
         cJSON *db = cJSON_GetArrayItem(cJSON_GetObjectItem(checks, "db"), 0);
@@ -95,7 +97,8 @@ static void views(void)
         CHECK_STR_CONTAINS(body_of(r), "healthagg_check_up{check=\"app\"} 0\n");
         CHECK_STR_CONTAINS(body_of(r), "healthagg_check_latency_seconds{check=\"app\"} 0.002500\n");
         CHECK_STR_CONTAINS(body_of(r), "healthagg_check_consecutive_failures{check=\"app\"} 3\n");
-        CHECK_STR_CONTAINS(body_of(r), "healthagg_check_state{check=\"db\",state=\"starting\"} 1\n");
+        CHECK_STR_CONTAINS(body_of(r),
+                           "healthagg_check_state{check=\"db\",state=\"starting\"} 1\n");
         CHECK_STR_CONTAINS(body_of(r), "# TYPE healthagg_check_transitions_total counter\n");
     }
     ha_response_unref(r);

@@ -23,7 +23,7 @@ static int unit_checks;
         unit_checks++;                                                                             \
         if (!strstr((hay), (needle))) {                                                            \
             unit_failures++;                                                                       \
-            fprintf(stderr, "%s:%d: expected \"%s\" to contain \"%s\"\n", __FILE__, __LINE__,     \
+            fprintf(stderr, "%s:%d: expected \"%s\" to contain \"%s\"\n", __FILE__, __LINE__,      \
                     (hay), (needle));                                                              \
         }                                                                                          \
     } while (0)
