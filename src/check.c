@@ -66,6 +66,8 @@ static void finish_va(ha_probe *p, bool ok, int http_status, const char *fmt, va
     ha_result r;
     r.ok = ok;
     r.http_status = http_status;
+    r.inconclusive = p->inconclusive;
+    p->inconclusive = false;
     r.latency_us = (uv_hrtime() - p->start_ns) / 1000;
     vsnprintf(r.reason, sizeof(r.reason), fmt, ap);
     p->phase = HA_PHASE_IDLE;
@@ -157,6 +159,8 @@ static void connect_to(ha_probe *p, const struct sockaddr *addr)
     p->phase = HA_PHASE_CONNECTING;
     rc = uv_tcp_connect(&p->connect_req, &p->tcp, addr, on_connect);
     if (rc != 0) {
+        /* Out of descriptors or memory is our problem, not the target's. */
+        p->inconclusive = rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM;
         ha_probe_finish(p, false, 0, "connect: %s (%s)", uv_strerror(rc), p->target);
         return;
     }
@@ -183,6 +187,7 @@ static void start_resolve(ha_probe *p)
 {
     resolve_req *rr = calloc(1, sizeof(*rr));
     if (!rr) {
+        p->inconclusive = true;
         ha_probe_finish(p, false, 0, "resolve %s: out of memory", p->cfg->url.host);
         return;
     }

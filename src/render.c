@@ -218,6 +218,7 @@ static void tb_printf(textbuf *b, const char *fmt, ...)
 }
 
 typedef enum {
+    M_INCONCLUSIVE,
     M_UP,
     M_STATE,
     M_LATENCY,
@@ -259,6 +260,10 @@ static void metric_family(textbuf *b, const ha_view *v, metric_kind kind, const 
         case M_PROBES:
             tb_printf(b, "%s{check=\"%s\"} %llu\n", name, c, (unsigned long long)s->probes_total);
             break;
+        case M_INCONCLUSIVE:
+            tb_printf(b, "%s{check=\"%s\"} %llu\n", name, c,
+                      (unsigned long long)s->inconclusive_total);
+            break;
         case M_FAILURES:
             tb_printf(b, "%s{check=\"%s\"} %llu\n", name, c, (unsigned long long)s->failures_total);
             break;
@@ -296,6 +301,8 @@ ha_response *ha_render_metrics(const ha_view *v)
     metric_family(&b, v, M_PROBES, "healthagg_check_probes_total", "counter", "Probes run.");
     metric_family(&b, v, M_FAILURES, "healthagg_check_failures_total", "counter",
                   "Probes that failed.");
+    metric_family(&b, v, M_INCONCLUSIVE, "healthagg_check_probe_errors_total", "counter",
+                  "Probes that failed on our side (no file descriptors or memory); not counted.");
     tb_printf(&b,
               "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
               "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"

@@ -107,6 +107,19 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
     ha_context *ctx = rt->ctx;
     ha_check_state *s = &ctx->states[rt->index];
     ha_check_status from = s->status;
+    if (r->inconclusive != rt->last_inconclusive) {
+        rt->last_inconclusive = r->inconclusive;
+        cJSON *o = ha_log_begin(r->inconclusive ? "error" : "info",
+                                r->inconclusive ? "probe_error" : "probe_error_cleared");
+        if (o) {
+            cJSON_AddStringToObject(o, "check", ctx->config.checks[rt->index].name);
+            cJSON_AddStringToObject(o, "reason", r->reason);
+            cJSON_AddStringToObject(o, "note",
+                                    "a local resource problem; probes that hit it are not "
+                                    "counted for or against the check");
+        }
+        ha_log_emit(o);
+    }
     if (ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), ha_wall_ms()))
         log_transition(ctx, rt->index, from);
     schedule_batch(ctx);

@@ -11,6 +11,7 @@
 #include "healthagg/timeutil.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,43 @@ static void on_signal(uv_signal_t *h, int signum)
     ha_scheduler_refresh(ctx);
     if (uv_timer_start(&ctx->grace, on_grace_over, ctx->config.grace_ms, 0) != 0)
         begin_shutdown(ctx);
+}
+
+/* File descriptors are shared by health clients and our own probes. If clients could take
+ * them all, every probe would fail for want of a socket and the task would be marked
+ * unhealthy by its own health checker. So: raise the soft limit to the hard one (as Go's
+ * runtime does), then cap max_connections to what is left after a reserve for stdio, the
+ * loop's own descriptors, the listener and one socket per check. */
+static void fit_fd_budget(ha_context *ctx)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t reserve = 24 + ctx->config.n_checks;
+    uint64_t budget = rl.rlim_cur > reserve + 1 ? rl.rlim_cur - reserve : 1;
+    unsigned *max = &ctx->config.limits.max_connections;
+    if (*max <= budget)
+        return;
+    cJSON *o = ha_log_begin("warn", "limits");
+    if (o) {
+        cJSON_AddStringToObject(o, "setting", "server.max_connections");
+        cJSON_AddNumberToObject(o, "configured", *max);
+        cJSON_AddNumberToObject(o, "effective", (double)budget);
+        cJSON_AddNumberToObject(o, "nofile", (double)rl.rlim_cur);
+        cJSON_AddStringToObject(o, "reason",
+                                "not enough file descriptors (ulimit -n) for that many "
+                                "connections and a socket per check; raise the limit "
+                                "(ulimits in the task definition) or lower max_connections");
+    }
+    ha_log_emit(o);
+    *max = (unsigned)budget;
 }
 
 static void log_startup(const ha_context *ctx)
@@ -144,6 +182,7 @@ int ha_cmd_serve(const ha_config_inputs *in)
         if (ctx->config.checks[i].interval_ms > max_interval)
             max_interval = ctx->config.checks[i].interval_ms;
     ctx->stale_after_ms = 3 * max_interval;
+    fit_fd_budget(ctx);
     ctx->start_wall_ms = ha_wall_ms();
     ctx->agg = HA_AGG_STARTING;
 

@@ -27,6 +27,11 @@ bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result
                     uint64_t now_mono_ms, uint64_t now_wall_ms)
 {
     ha_check_status before = s->status;
+    if (r->inconclusive) {
+        /* Our own resource trouble must never turn the task unhealthy. */
+        s->inconclusive_total++;
+        return false;
+    }
     s->probes_total++;
     s->has_result = true;
     s->last = *r;

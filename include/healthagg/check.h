@@ -54,6 +54,7 @@ struct ha_probe {
     bool tcp_open;    /* tcp handle initialised and not yet closed */
     bool tcp_closing; /* uv_close issued, callback pending */
     bool shutting_down;
+    bool inconclusive;   /* the attempt is ending on a local resource error */
     unsigned generation; /* bumps per attempt; stale async callbacks compare it */
     uint64_t start_ns;
 

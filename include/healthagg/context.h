@@ -22,6 +22,7 @@ typedef struct ha_check_runtime {
     uv_timer_t timer;
     uint64_t planned_ms; /* loop time this check is due */
     bool probe_ready;
+    bool last_inconclusive; /* log local probe errors once per episode, not per probe */
 } ha_check_runtime;
 
 /* Rendered responses; /readyz is rebuilt as soon as a batch of results changes it, /health

@@ -22,6 +22,9 @@ typedef struct ha_result {
     bool ok;
     uint64_t latency_us;
     int http_status; /* 0 when no status line was read */
+    /* The attempt failed on our side (out of file descriptors or memory): it says nothing
+     * about the target, so it neither counts as a failure nor as a success. */
+    bool inconclusive;
     char reason[HA_REASON_MAX];
 } ha_result;
 
@@ -32,6 +35,7 @@ typedef struct ha_check_state {
     uint64_t transitions;
     uint64_t probes_total;
     uint64_t failures_total;
+    uint64_t inconclusive_total;
     bool has_result;
     ha_result last;
     uint64_t last_wall_ms;         /* when `last` was observed */

@@ -90,8 +90,26 @@ static void start_period(void)
     CHECK(strcmp(ha_check_status_name(s.status), "fail") == 0);
 }
 
+static void inconclusive(void)
+{
+    ha_check_config c = cfg(1, 1, 0);
+    ha_check_state s;
+    ha_result ok = ok_result(), local = bad_result();
+    local.inconclusive = true;
+    strcpy(local.reason, "connect: too many open files (127.0.0.1:8080)");
+    ha_state_init(&s, 0);
+    ha_state_apply(&s, &c, &ok, 0, 0);
+    /* Our own resource trouble neither fails the check nor resets its counts. */
+    for (int i = 0; i < 5; i++)
+        CHECK(!ha_state_apply(&s, &c, &local, 10, 0));
+    CHECK(s.status == HA_CHECK_PASS && s.consecutive_successes == 1);
+    CHECK(s.inconclusive_total == 5 && s.failures_total == 0 && s.probes_total == 1);
+    CHECK(strcmp(s.last.reason, "HTTP 200") == 0);
+}
+
 int main(void)
 {
+    inconclusive();
     thresholds();
     start_period();
     return unit_report("unit.state");
