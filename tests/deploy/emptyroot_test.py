@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""deploy.emptyroot: the static healthagg needs nothing but itself.
+
+An empty root filesystem - a temporary directory holding only the static `healthagg` and the
+static test app, no /dev, /proc, /etc, /tmp or libc - is entered with chroot(2) as uid/gid
+65532:65532 (the image's USER). Inside it:
+
+  1. the test app listens on 127.0.0.1 (chroot keeps the host's network namespace, so the test
+     reaches every port from outside);
+  2. `healthagg serve` probes it; from outside, /readyz must turn 200 (and /livez, /health answer);
+  3. `healthagg probe` (inside the root, with only HEALTHAGG_LISTEN in its environment, as ECS
+     runs it) must exit 0, print `healthy`, and keep stderr silent; `healthagg check` of the app
+     must pass too;
+  4. the app is switched to `status:503` through its control port; /readyz must turn 503 and
+     `probe` (inside) must exit 1 with an `unhealthy: ...HTTP 503` line;
+  5. SIGTERM stops both with exit 0, and the root still holds exactly the two binaries (nothing
+     was written).
+
+chroot needs root: as any other user the test prints `SKIPPED: <reason>` and exits 77, which
+ctest reports as skipped (SKIP_RETURN_CODE). Standard library only.
+
+Usage: emptyroot_test.py --healthagg STATIC_BINARY --testapp STATIC_TESTAPP
+"""
+import argparse
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+UID = GID = 65532
+INTERVAL_MS, TIMEOUT_MS, FAILURES = 250, 200, 2
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(f"emptyroot: {msg}", flush=True)
+
+
+def enter_root(root):
+    """preexec_fn: chroot into ROOT and drop to 65532:65532 before exec (in the child)."""
+    def pre():
+        os.chroot(root)
+        os.chdir("/")
+        os.setgroups([])
+        os.setgid(GID)
+        os.setuid(UID)
+    return pre
+
+
+def spawn(root, argv, env, stdout, stderr):
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                            preexec_fn=enter_root(root), close_fds=True)
+
+
+def run_inside(root, argv, env, timeout=10):
+    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          preexec_fn=enter_root(root), timeout=timeout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=2.0):
+    """(status, body) of GET http://127.0.0.1:PORT/PATH, or (None, error) if nothing answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    except OSError as e:
+        return None, str(e)
+    finally:
+        conn.close()
+
+
+def wait_status(port, path, want, limit):
+    """Poll until GET PATH answers WANT; returns the seconds it took."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < limit:
+        last = http_get(port, path)
+        if last[0] == want:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise Failure(f"GET {path} did not answer {want} within {limit}s (last: {last})")
+
+
+def read_ports(proc, limit=10):
+    """The test app's first line: `PORTS <service> <control>`."""
+    buf = b""
+    end = time.monotonic() + limit
+    while b"\n" not in buf:
+        left = end - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise Failure(f"testapp printed no PORTS line (got {buf!r}, exit {proc.poll()})")
+        r, _, _ = select.select([proc.stdout], [], [], left)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 256)
+            if not chunk:
+                continue
+            buf += chunk
+    words = buf.split(b"\n", 1)[0].decode().split()
+    if len(words) != 3 or words[0] != "PORTS":
+        raise Failure(f"unexpected first line from testapp: {buf!r}")
+    return int(words[1]), int(words[2])
+
+
+def check_confined(pid, root, what):
+    """The process runs as 65532 with ROOT as its root directory."""
+    with open(f"/proc/{pid}/status") as f:
+        ids = {line.split(":")[0]: line.split()[1:] for line in f if line.startswith(("Uid", "Gid"))}
+    if ids["Uid"] != [str(UID)] * 4 or ids["Gid"] != [str(GID)] * 4:
+        raise Failure(f"{what} runs with Uid {ids['Uid']} Gid {ids['Gid']}, not {UID}:{GID}")
+    proc_root = os.readlink(f"/proc/{pid}/root")
+    if os.path.realpath(proc_root) != os.path.realpath(root):
+        raise Failure(f"{what}'s root is {proc_root}, not {root}")
+
+
+def stop(proc, what, limit=10):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise Failure(f"{what} did not exit within {limit}s of SIGTERM")
+    if rc != 0:
+        raise Failure(f"{what} exited {rc} after SIGTERM, expected 0")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--healthagg", required=True)
+    ap.add_argument("--testapp", required=True)
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        print(f"SKIPPED: the empty-root test needs root for chroot(2) (running as uid "
+              f"{os.geteuid()})", flush=True)
+        return SKIP
+    for path in (args.healthagg, args.testapp):
+        if not os.access(path, os.X_OK):
+            raise Failure(f"{path} not found or not executable (deploy/build-static.sh --testapp "
+                          "builds it; the fixture test deploy.static_build runs that)")
+
+    root = tempfile.mkdtemp(prefix="healthagg-emptyroot.")
+    procs, files = [], []
+    outdir = tempfile.mkdtemp(prefix="healthagg-emptyroot-out.")
+    try:
+        os.chmod(root, 0o755)  # 65532 must be able to look up /healthagg in it
+        for src, name in ((args.healthagg, "healthagg"), (args.testapp, "testapp")):
+            shutil.copyfile(src, os.path.join(root, name))
+            os.chmod(os.path.join(root, name), 0o755)
+        before = sorted(os.listdir(root))
+        log(f"root {root}: {before} ({os.path.getsize(os.path.join(root, 'healthagg'))} + "
+            f"{os.path.getsize(os.path.join(root, 'testapp'))} bytes, nothing else)")
+
+        app = spawn(root, ["/testapp", "--port", "0"], {}, subprocess.PIPE, None)
+        procs.append(app)
+        sport, cport = read_ports(app)
+        check_confined(app.pid, root, "testapp")
+        log(f"testapp in the root as {UID}:{GID}: service port {sport}, control port {cport}")
+
+        port = free_port()
+        env = {"HEALTHAGG_LISTEN": f"127.0.0.1:{port}"}
+        serve_out = open(os.path.join(outdir, "serve.out"), "w+")
+        serve_err = open(os.path.join(outdir, "serve.err"), "w+")
+        files += [serve_out, serve_err]
+        t_start = time.monotonic()
+        serve = spawn(root, ["/healthagg", "serve", "--check", f"app=http://127.0.0.1:{sport}/healthz",
+                             "--interval", f"{INTERVAL_MS}ms", "--timeout", f"{TIMEOUT_MS}ms",
+                             "--failure-threshold", str(FAILURES), "--start-period", "5s"],
+                      env, serve_out, serve_err)
+        procs.append(serve)
+        try:
+            ready = wait_status(port, "/readyz", 200, 10)
+        except Failure:
+            serve_err.seek(0)
+            raise Failure(f"/readyz never turned 200; serve exit {serve.poll()}, stderr: "
+                          f"{serve_err.read().strip()!r}")
+        check_confined(serve.pid, root, "healthagg serve")
+        log(f"healthagg serve in the root as {UID}:{GID} on 127.0.0.1:{port}: /readyz 200 from "
+            f"outside after {ready * 1000:.0f} ms (since spawn: "
+            f"{(time.monotonic() - t_start) * 1000:.0f} ms)")
+        status, body = http_get(port, "/livez")
+        if status != 200:
+            raise Failure(f"/livez answered {status} {body!r}")
+        status, body = http_get(port, "/health")
+        if status != 200 or json.loads(body).get("status") != "pass":
+            raise Failure(f"/health answered {status} {body!r}")
+
+        r = run_inside(root, ["/healthagg", "probe"], env)
+        if r.returncode != 0 or not r.stdout.startswith("healthy") or r.stderr:
+            raise Failure(f"probe inside the root: exit {r.returncode}, stdout {r.stdout!r}, "
+                          f"stderr {r.stderr!r}; expected exit 0, 'healthy', silent stderr")
+        log(f"probe inside the root: exit 0, stdout {r.stdout.strip()!r}, stderr empty")
+        r = run_inside(root, ["/healthagg", "check", f"http://127.0.0.1:{sport}/healthz"], {})
+        if r.returncode != 0:
+            raise Failure(f"check inside the root: exit {r.returncode}, {r.stdout!r} {r.stderr!r}")
+        log(f"check inside the root: exit 0, {r.stdout.strip()!r}")
+
+        status, body = http_get(cport, "/mode/status:503")
+        if status != 200:
+            raise Failure(f"testapp control /mode/status:503 answered {status} {body!r}")
+        down = wait_status(port, "/readyz", 503, 10)
+        log(f"app switched to status:503: /readyz 503 after {down * 1000:.0f} ms "
+            f"(failure threshold {FAILURES} x interval {INTERVAL_MS} ms)")
+        r = run_inside(root, ["/healthagg", "probe"], env)
+        if r.returncode != 1 or not r.stdout.startswith("unhealthy") or "HTTP 503" not in r.stdout:
+            raise Failure(f"probe inside the root after the app failed: exit {r.returncode}, "
+                          f"stdout {r.stdout!r}, stderr {r.stderr!r}; expected exit 1, "
+                          "'unhealthy: ... HTTP 503'")
+        log(f"probe inside the root: exit 1, stdout {r.stdout.strip()!r}")
+
+        stop(serve, "healthagg serve")
+        stop(app, "testapp")
+        serve_out.seek(0)
+        lines = [json.loads(line) for line in serve_out if line.strip()]
+        events = [(e.get("event"), e.get("to")) for e in lines]
+        for want in (("startup", None), ("aggregate", "pass"), ("aggregate", "fail")):
+            if want not in events:
+                raise Failure(f"serve's log lacks {want}: {events}")
+        serve_err.seek(0)
+        if serve_err.read():
+            raise Failure("serve wrote to stderr")
+        after = sorted(os.listdir(root))
+        if after != before:
+            raise Failure(f"the root changed: {before} -> {after}")
+        log("serve and testapp exited 0 on SIGTERM; the root still holds only "
+            f"{after}; serve logged {len(lines)} JSON lines")
+        print("PASSED: healthagg serve, probe and check run in an empty root as 65532:65532",
+              flush=True)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for f in files:
+            f.close()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Failure as e:
+        print(f"FAILED: {e}", flush=True)
+        sys.exit(1)
