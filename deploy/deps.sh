@@ -5,10 +5,13 @@
 #   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, node-llhttp (llhttp's C sources)
 #   tests:  python3 (Debian's, for the integration tests), curl, plus the deploy checks'
 #           packages (tests/deploy/deps.sh)
+#   --only "PKG ...": exactly these packages (how tests/deploy/deps.sh installs its own)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev node-llhttp"
-if [ "${1:-}" = "--tests" ]; then
+if [ "${1:-}" = "--only" ]; then
+  pkgs=$2
+elif [ "${1:-}" = "--tests" ]; then
   pkgs="$pkgs python3 curl valgrind"
 elif [ "${1:-}" = "--demo" ]; then
   pkgs="$pkgs curl"

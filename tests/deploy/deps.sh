@@ -9,23 +9,5 @@
 # On a machine with systemd, installing docker.io also enables the system's docker service; the
 # tests never use it (they start their own daemon on a socket in the build directory).
 set -eu
-pkgs="python3 python3-botocore python3-yaml docker-compose docker.io"
-missing=""
-for p in $pkgs; do
-  if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing="$missing $p"
-  fi
-done
-if [ -z "$missing" ]; then
-  echo "deploy deps: already installed ($pkgs)"
-  exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "deploy deps: missing:$missing; run this script as root" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-# shellcheck disable=SC2086  # one word per package
-apt-get install -y -q --no-install-recommends $missing
-echo "deploy deps: installed$missing"
+exec sh "$(dirname "$0")/../../deploy/deps.sh" --only \
+  "python3 python3-botocore python3-yaml docker-compose docker.io"
