@@ -41,24 +41,31 @@ ha_response *ha_response_new(int status, const char *content_type, const char *e
 {
 #define HEAD_FMT                                                                                   \
     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "                 \
-    "no-store\r\n%s\r\n"
+    "no-store\r\n%s%s\r\n"
     const char *extra = extra_headers ? extra_headers : "";
-    int head =
-        snprintf(NULL, 0, HEAD_FMT, status, reason_phrase(status), content_type, body_len, extra);
-    if (head < 0)
+    /* The second head is sent with the response that ends a connection (keep-alive cap,
+     * client asked to close): the client must learn not to send on it again. */
+    const char *close = strstr(extra, "Connection: close\r\n") ? "" : "Connection: close\r\n";
+    const char *phrase = reason_phrase(status);
+    int head = snprintf(NULL, 0, HEAD_FMT, status, phrase, content_type, body_len, extra, "");
+    int close_head =
+        snprintf(NULL, 0, HEAD_FMT, status, phrase, content_type, body_len, extra, close);
+    if (head < 0 || close_head < 0)
         return NULL;
-    ha_response *r = malloc(sizeof(*r) + (size_t)head + body_len + 1);
+    ha_response *r = malloc(sizeof(*r) + (size_t)head + body_len + (size_t)close_head + 1);
     if (!r)
         return NULL;
     r->refs = 1;
     r->status = status;
     r->head_len = (size_t)head;
     r->len = (size_t)head + body_len;
-    snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, reason_phrase(status), content_type,
-             body_len, extra);
+    r->close_head_len = (size_t)close_head;
+    snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, phrase, content_type, body_len, extra,
+             "");
     if (body_len)
         memcpy(r->data + head, body, body_len);
-    r->data[r->len] = '\0';
+    snprintf(r->data + r->len, (size_t)close_head + 1, HEAD_FMT, status, phrase, content_type,
+             body_len, extra, close);
     return r;
 #undef HEAD_FMT
 }

@@ -1,7 +1,8 @@
 /* render.h - turns the cached state into HTTP responses: plain text, health+json, Prometheus.
  *
  * A rendered response is one contiguous, reference-counted buffer holding the status line,
- * headers and body. The server writes it as is (HEAD writes only the first head_len bytes),
+ * headers and body. The server writes it as is (HEAD writes only the first head_len bytes;
+ * the last response on a connection uses the stored "Connection: close" head instead),
  * and holds a reference while a write is in flight so a re-render can't pull it away. */
 #ifndef HEALTHAGG_RENDER_H
 #define HEALTHAGG_RENDER_H
@@ -14,9 +15,10 @@
 typedef struct ha_response {
     unsigned refs;
     int status;
-    size_t len;      /* whole response */
-    size_t head_len; /* status line + headers, what HEAD sends */
-    char data[];
+    size_t len;            /* whole response */
+    size_t head_len;       /* status line + headers, what HEAD sends */
+    size_t close_head_len; /* the same head plus "Connection: close", stored at data + len */
+    char data[];           /* head, body, close head */
 } ha_response;
 
 /* What the renderers read; filled by the owner of the state. */

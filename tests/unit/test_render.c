@@ -5,9 +5,16 @@
 #include <cJSON.h>
 #include <stdlib.h>
 
+/* The body as a string (the buffer holds head, body, then the closing head). */
 static const char *body_of(const ha_response *r)
 {
-    return r->data + r->head_len;
+    static char buf[1 << 20];
+    size_t n = r->len - r->head_len;
+    if (n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    memcpy(buf, r->data + r->head_len, n);
+    buf[n] = '\0';
+    return buf;
 }
 
 static void framing(void)
@@ -19,6 +26,15 @@ static void framing(void)
     CHECK_STR_CONTAINS(r->data, "X-A: b\r\n\r\nhi\n");
     CHECK(r->len == r->head_len + 3);
     CHECK(memcmp(r->data + r->head_len - 4, "\r\n\r\n", 4) == 0);
+    CHECK(strcmp(body_of(r), "hi\n") == 0);
+    /* The head sent on a connection's last response says so. */
+    const char *close_head = r->data + r->len;
+    CHECK(r->close_head_len == r->head_len + strlen("Connection: close\r\n"));
+    CHECK(strncmp(close_head, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(close_head, "X-A: b\r\nConnection: close\r\n\r\n") != NULL);
+    ha_response *c = ha_response_new(405, "text/plain", "Connection: close\r\n", "x", 1);
+    CHECK(c && c->close_head_len == c->head_len); /* never twice */
+    ha_response_unref(c);
     ha_response_ref(r);
     CHECK(r->refs == 2);
     ha_response_unref(r);
