@@ -39,7 +39,7 @@ static ha_view make_view(const ha_context *ctx)
     v.agg = ctx->agg;
     v.summary = ctx->summary;
     v.start_wall_ms = ctx->start_wall_ms;
-    v.sched_lag_max_us = ctx->sched_lag_max_us;
+    v.sched_lag = &ctx->sched_lag;
     v.probes_skipped = ctx->probes_skipped;
     return v;
 }

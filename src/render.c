@@ -314,7 +314,23 @@ ha_response *ha_render_metrics(const ha_view *v)
               "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
               "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"
               "healthagg_scheduler_lag_max_seconds %.6f\n",
-              (double)v->sched_lag_max_us / 1e6);
+              (double)v->sched_lag->max_us / 1e6);
+    tb_printf(&b, "# HELP healthagg_scheduler_lag_seconds How late probes start behind their "
+                  "planned time.\n# TYPE healthagg_scheduler_lag_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i <= HA_HIST_BUCKETS; i++) {
+        cumulative += v->sched_lag->buckets[i];
+        if (i < HA_HIST_BUCKETS)
+            tb_printf(&b, "healthagg_scheduler_lag_seconds_bucket{le=\"%g\"} %llu\n",
+                      (double)ha_hist_bounds_us[i] / 1e6, (unsigned long long)cumulative);
+        else
+            tb_printf(&b, "healthagg_scheduler_lag_seconds_bucket{le=\"+Inf\"} %llu\n",
+                      (unsigned long long)cumulative);
+    }
+    tb_printf(
+        &b,
+        "healthagg_scheduler_lag_seconds_sum %.6f\nhealthagg_scheduler_lag_seconds_count %llu\n",
+        (double)v->sched_lag->sum_us / 1e6, (unsigned long long)v->sched_lag->count);
     tb_printf(&b,
               "# HELP healthagg_probes_skipped_total Probes not started because the previous "
               "one was still closing.\n# TYPE healthagg_probes_skipped_total counter\n"

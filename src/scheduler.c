@@ -131,18 +131,28 @@ static void on_check_timer(uv_timer_t *t)
     ha_context *ctx = rt->ctx;
     const ha_check_config *c = &ctx->config.checks[rt->index];
     uint64_t now = uv_now(&ctx->loop);
-    if (now > rt->planned_ms) {
-        uint64_t lag_us = (now - rt->planned_ms) * 1000;
-        if (lag_us > ctx->sched_lag_max_us)
-            ctx->sched_lag_max_us = lag_us;
-    }
+    /* Lag from the high-resolution clock: the loop's cached millisecond time would hide how
+     * late a timer runs at the end of a long burst of callbacks. */
+    uint64_t now_us = uv_hrtime() / 1000, planned_us = rt->planned_ms * 1000;
+    ha_histogram_observe(&ctx->sched_lag, now_us > planned_us ? now_us - planned_us : 0);
     ctx->last_eval_ms = now;
     if (ha_probe_start(&rt->probe) == UV_EBUSY)
         ctx->probes_skipped++;
 
-    uint64_t next = rt->planned_ms + c->interval_ms;
-    int64_t j = jitter_ms(ctx, c->interval_ms);
-    next = (j < 0 && (uint64_t)-j > next) ? next : (uint64_t)((int64_t)next + j);
+    uint64_t next;
+    if (!rt->fired_once) {
+        /* Every check probes at once on start (fast readiness); from the second probe on,
+         * check i of n runs at phase i/n of its interval, so a thousand checks with the same
+         * interval spread over it instead of arriving as one burst every interval. */
+        size_t n = ctx->config.n_checks;
+        uint64_t phase = c->interval_ms * rt->index / n;
+        next = rt->planned_ms + (phase ? phase : c->interval_ms);
+        rt->fired_once = true;
+    } else {
+        next = rt->planned_ms + c->interval_ms;
+        int64_t j = jitter_ms(ctx, c->interval_ms);
+        next = (j < 0 && (uint64_t)-j > next) ? next : (uint64_t)((int64_t)next + j);
+    }
     if (next <= now) /* a whole interval behind: skip ahead rather than burst */
         next = now + c->interval_ms;
     rt->planned_ms = next;
@@ -177,11 +187,25 @@ int ha_scheduler_start(ha_context *ctx)
         if ((rc = uv_timer_init(&ctx->loop, &rt->timer)) != 0)
             return rc;
         rt->timer.data = rt;
+    }
+    return 0;
+}
+
+int ha_scheduler_arm(ha_context *ctx)
+{
+    uv_update_time(&ctx->loop);
+    uint64_t now = uv_now(&ctx->loop);
+    ctx->last_eval_ms = now;
+    for (size_t i = 0; i < ctx->config.n_checks; i++) {
+        ha_check_runtime *rt = &ctx->checks[i];
+        const ha_check_config *c = &ctx->config.checks[i];
+        ctx->states[i].started_mono_ms = now; /* the start period begins now */
         /* First probe at once, spread over up to 100 ms so a big config doesn't connect to
          * everything in the same millisecond. */
         uint64_t spread = c->interval_ms / 10 < 100 ? c->interval_ms / 10 : 100;
         rt->planned_ms = now + (spread ? next_random(ctx) % spread : 0);
-        if ((rc = uv_timer_start(&rt->timer, on_check_timer, rt->planned_ms - now, 0)) != 0)
+        int rc = uv_timer_start(&rt->timer, on_check_timer, rt->planned_ms - now, 0);
+        if (rc != 0)
             return rc;
     }
     return 0;

@@ -215,6 +215,11 @@ int ha_cmd_serve(const ha_config_inputs *in)
     ctx->sigterm.data = ctx->sigint.data = ctx->grace.data = ctx;
 
     log_startup(ctx);
+    if ((rc = ha_scheduler_arm(ctx)) != 0) {
+        fprintf(stderr, "healthagg: cannot start check timers: %s\n", uv_strerror(rc));
+        release(ctx);
+        return 2;
+    }
     uv_run(&ctx->loop, UV_RUN_DEFAULT);
     log_shutdown(ctx);
     release(ctx);

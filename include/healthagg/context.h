@@ -7,6 +7,7 @@
 #include "healthagg/aggregate.h"
 #include "healthagg/check.h"
 #include "healthagg/config.h"
+#include "healthagg/histogram.h"
 #include "healthagg/render.h"
 #include "healthagg/server.h"
 
@@ -21,6 +22,7 @@ typedef struct ha_check_runtime {
     ha_probe probe;
     uv_timer_t timer;
     uint64_t planned_ms; /* loop time this check is due */
+    bool fired_once;
     bool probe_ready;
     bool last_inconclusive; /* log local probe errors once per episode, not per probe */
 } ha_check_runtime;
@@ -50,7 +52,7 @@ struct ha_context {
     uint64_t last_eval_ms;   /* loop time the scheduler last fired a check */
     uint64_t stale_after_ms; /* 3x the largest interval */
     uint64_t start_wall_ms;
-    uint64_t sched_lag_max_us;
+    ha_histogram sched_lag; /* how late probes start, behind their planned time */
     uint64_t probes_skipped;
     uint64_t rng; /* xorshift state for jitter */
 
@@ -61,7 +63,11 @@ struct ha_context {
 };
 
 /* scheduler.c */
+/* Allocates state and probes; nothing fires until ha_scheduler_arm(). */
 int ha_scheduler_start(ha_context *ctx);
+/* Plans every first probe from the current time and arms the timers: called right before the
+ * loop runs, so start-up work (rendering, logging a large config) doesn't count as lag. */
+int ha_scheduler_arm(ha_context *ctx);
 void ha_scheduler_stop(ha_context *ctx);
 void ha_scheduler_free(ha_context *ctx);
 /* Recomputes the aggregate now (also used when draining starts). */

@@ -8,6 +8,7 @@
 #define HEALTHAGG_RENDER_H
 
 #include "healthagg/aggregate.h"
+#include "healthagg/histogram.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@ typedef struct ha_view {
     ha_agg_status agg;
     const char *summary;
     uint64_t start_wall_ms;
-    uint64_t sched_lag_max_us;
+    const ha_histogram *sched_lag;
     uint64_t probes_skipped;
 } ha_view;
 

@@ -68,6 +68,12 @@ static void views(void)
     v.n = 2;
     v.agg = HA_AGG_FAIL;
     v.summary = "app: HTTP 503";
+    ha_histogram lag;
+    memset(&lag, 0, sizeof(lag));
+    ha_histogram_observe(&lag, 300);     /* <= 0.5 ms */
+    ha_histogram_observe(&lag, 3000);    /* <= 5 ms */
+    ha_histogram_observe(&lag, 2000000); /* beyond 1 s */
+    v.sched_lag = &lag;
 
     ha_response *r = ha_render_readyz(&v);
     CHECK(r && r->status == 503 && strcmp(body_of(r), "app: HTTP 503\n") == 0);
@@ -116,6 +122,13 @@ static void views(void)
         CHECK_STR_CONTAINS(body_of(r),
                            "healthagg_check_state{check=\"db\",state=\"starting\"} 1\n");
         CHECK_STR_CONTAINS(body_of(r), "# TYPE healthagg_check_transitions_total counter\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_bucket{le=\"0.0005\"} 1\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_bucket{le=\"0.002\"} 1\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_bucket{le=\"0.005\"} 2\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_bucket{le=\"1\"} 2\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_bucket{le=\"+Inf\"} 3\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_seconds_count 3\n");
+        CHECK_STR_CONTAINS(body_of(r), "healthagg_scheduler_lag_max_seconds 2.000000\n");
     }
     ha_response_unref(r);
 }
