@@ -1,28 +1,29 @@
 /* probe.c - `healthagg probe`, the command ECS runs as the sidecar's healthCheck.
  *
  * It runs every few seconds for the life of the task, so it is built to cost as little as a
- * process can: no event loop, no allocation, one non-blocking socket driven by poll() against
- * a single deadline that covers connect, send and receive. It reads the sidecar's cached
- * /readyz answer and turns it into Docker's contract: exit 0 healthy, 1 unhealthy - never 2,
- * which Docker reserves - with one short line on stdout saying why and nothing on stderr.
- * Name resolution for a non-literal host uses blocking getaddrinfo(); the default URL and
- * any URL derived from the listen address are literals, so the common path never resolves. */
-#define _GNU_SOURCE /* strcasestr */
+ * process can: no event loop, no allocation, no stdio on the healthy path, a blocking socket
+ * whose kernel timeouts (SO_SNDTIMEO for connect and send, SO_RCVTIMEO for each receive, set
+ * to what is left of one deadline) bound the whole exchange: socket, connect, send, one or two
+ * receives, one write of the verdict. A non-blocking socket driven by poll() would cost a
+ * poll and a getsockopt per connect and an EAGAIN + poll per receive, for the same bound.
+ * It reads the sidecar's cached /readyz answer and turns it into Docker's contract: exit 0
+ * healthy, 1 unhealthy - never 2, which Docker reserves - with one short line on stdout and
+ * nothing on stderr. Name resolution for a non-literal host uses blocking getaddrinfo(); the
+ * default URL and any URL derived from the listen address are literals. */
 #include "healthagg/commands.h"
 #include "healthagg/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,22 +36,42 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for `events` on fd until the deadline; returns 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, int64_t deadline)
+/* Sets a socket timeout to what is left before the deadline; returns 0 if none is left. */
+static int set_timeout(int fd, int opt, int64_t deadline)
 {
-    for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, (int)left);
-        if (rc > 0)
-            return 1;
-        if (rc == 0)
-            return 0;
-        if (errno != EINTR)
-            return -1;
+    int64_t left = deadline - mono_ms();
+    if (left <= 0)
+        return 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) == 0 ? 1 : -1;
+}
+
+/* Decimal digits of v at p; returns the length. */
+static size_t put_uint(char *p, unsigned v)
+{
+    char tmp[12];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Finds Content-Length among the header lines in [buf, end); -1 when absent. Checks only the
+ * start of each line: cheaper than a case-insensitive search of the whole head. */
+static long content_length(const char *buf, const char *end)
+{
+    static const char name[] = "content-length:";
+    for (const char *p = buf; p + sizeof(name) < end; p++) {
+        if (p[0] != '\n' || (p[1] | 0x20) != 'c')
+            continue;
+        if (strncasecmp(p + 1, name, sizeof(name) - 1) == 0)
+            return strtol(p + sizeof(name), NULL, 10);
     }
+    return -1;
 }
 
 static int resolve(const ha_url *u, struct sockaddr_storage *ss, socklen_t *len)
@@ -112,12 +133,19 @@ static int unhealthy(FILE *out, const char *fmt, ...)
     return 1;
 }
 
+/* Writes the whole line with one system call: no stdio buffering on the healthy path. */
+static void emit(FILE *out, const char *line, size_t len)
+{
+    fflush(out);
+    ssize_t w = write(fileno(out), line, len);
+    (void)w; /* nobody to tell: stdout is our only channel */
+}
+
 int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
 {
     int64_t deadline = mono_ms() + (int64_t)timeout_ms;
     ha_url u;
-    char err[HA_ERR_MAX], target[HA_HOST_MAX + 16], ms[32];
-    snprintf(ms, sizeof(ms), "%llums", (unsigned long long)timeout_ms);
+    char err[HA_ERR_MAX];
     if (ha_parse_url(url, &u, err, sizeof(err)) != 0)
         return unhealthy(out, "bad --url %s: %s", url, err);
     if (u.scheme != HA_SCHEME_HTTP)
@@ -125,89 +153,103 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
                          "bad --url %s: the sidecar answers http://, e.g. "
                          "http://127.0.0.1:8099/readyz",
                          url);
-    ha_format_hostport(u.host, u.host_is_ipv6, u.port, target, sizeof(target));
+    /* "host:port" (bracketed for IPv6), the Host header and the name in messages. */
+    char target[HA_HOST_MAX + 16];
+    size_t hl = strlen(u.host), tl = 0;
+    if (u.host_is_ipv6)
+        target[tl++] = '[';
+    memcpy(target + tl, u.host, hl);
+    tl += hl;
+    if (u.host_is_ipv6)
+        target[tl++] = ']';
+    target[tl++] = ':';
+    tl += put_uint(target + tl, u.port);
+    target[tl] = '\0';
 
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (resolve(&u, &ss, &sslen) != 0)
         return unhealthy(out, "cannot resolve %s", u.host);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return unhealthy(out, "socket: %s", strerror(errno));
 
     int rc = 1;
+    if (set_timeout(fd, SO_SNDTIMEO, deadline) <= 0) {
+        unhealthy(out, "socket: cannot set a timeout (%s)", strerror(errno));
+        goto done;
+    }
     if (connect(fd, (struct sockaddr *)&ss, sslen) != 0) {
-        if (errno != EINPROGRESS) {
+        if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
+            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+                      (unsigned long long)timeout_ms);
+        else
             unhealthy(out, "no sidecar listening on %s (%s)", target, strerror(errno));
-            goto done;
-        }
-        int w = wait_fd(fd, POLLOUT, deadline);
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (w == 0) {
-            unhealthy(out, "no answer from the sidecar at %s within %s", target, ms);
-            goto done;
-        }
-        if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-            unhealthy(out, "no sidecar listening on %s (%s)", target,
-                      strerror(soerr ? soerr : errno));
-            goto done;
-        }
+        goto done;
     }
 
+    static const char r1[] = "GET ", r2[] = " HTTP/1.1\r\nHost: ",
+                      r3[] = "\r\nUser-Agent: healthagg-probe\r\nConnection: close\r\n\r\n";
     char req[HA_PATH_MAX + HA_HOST_MAX + 96];
-    int reqlen = snprintf(req, sizeof(req),
-                          "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg-probe\r\n"
-                          "Connection: close\r\n\r\n",
-                          u.path, target);
-    if (reqlen < 0 || (size_t)reqlen >= sizeof(req) ||
-        send(fd, req, (size_t)reqlen, MSG_NOSIGNAL) != reqlen) {
+    size_t pl = strlen(u.path), n = 0;
+    memcpy(req + n, r1, sizeof(r1) - 1);
+    n += sizeof(r1) - 1;
+    memcpy(req + n, u.path, pl);
+    n += pl;
+    memcpy(req + n, r2, sizeof(r2) - 1);
+    n += sizeof(r2) - 1;
+    memcpy(req + n, target, tl);
+    n += tl;
+    memcpy(req + n, r3, sizeof(r3) - 1);
+    n += sizeof(r3) - 1;
+    if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n) {
         unhealthy(out, "could not send the request to %s (%s)", target, strerror(errno));
         goto done;
     }
 
     char buf[PROBE_BUF];
     size_t got = 0;
-    long content_length = -1;
+    long clen = -1;
     const char *body = NULL;
     for (;;) {
-        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-        if (n > 0) {
-            got += (size_t)n;
+        int t = set_timeout(fd, SO_RCVTIMEO, deadline);
+        if (t <= 0) {
+            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+                      (unsigned long long)timeout_ms);
+            goto done;
+        }
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
             buf[got] = '\0';
             if (!body && (body = strstr(buf, "\r\n\r\n")) != NULL) {
                 body += 4;
-                const char *cl = strcasestr(buf, "\r\ncontent-length:");
-                if (cl && cl < body)
-                    content_length = strtol(cl + 17, NULL, 10);
+                clen = content_length(buf, body);
             }
-            if (body && content_length >= 0 && (size_t)(buf + got - body) >= (size_t)content_length)
+            if (body && clen >= 0 && (size_t)(buf + got - body) >= (size_t)clen)
                 break;
             if (got == sizeof(buf) - 1)
                 break; /* enough to judge: the status line and the start of the reason */
             continue;
         }
-        if (n == 0)
+        if (r == 0)
             break;
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+                      (unsigned long long)timeout_ms);
+        else
             unhealthy(out, "connection to the sidecar at %s failed (%s)", target, strerror(errno));
-            goto done;
-        }
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w == 0) {
-            unhealthy(out, "no answer from the sidecar at %s within %s", target, ms);
-            goto done;
-        }
-        if (w < 0) {
-            unhealthy(out, "poll: %s", strerror(errno));
-            goto done;
-        }
+        goto done;
     }
 
-    int status = 0;
-    if (got < 12 || sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
+    /* "HTTP/1.x NNN" */
+    int status = -1;
+    if (got >= 12 && memcmp(buf, "HTTP/1.", 7) == 0 && buf[8] == ' ' && buf[9] >= '1' &&
+        buf[9] <= '5' && buf[10] >= '0' && buf[10] <= '9' && buf[11] >= '0' && buf[11] <= '9')
+        status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    if (status < 0) {
         char line[120];
         first_line(buf, got, line, sizeof(line));
         unhealthy(out, "%s did not answer like healthagg (\"%s\")", target, line);
@@ -218,8 +260,16 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
         first_line(body, got - (size_t)(body - buf), reason, sizeof(reason));
     if (status == 200) {
         /* "ok" or "ok (warn: db: ...)": keep the warning, it is the useful part. */
-        fprintf(out, "healthy%s\n", strncmp(reason, "ok ", 3) == 0 ? reason + 2 : "");
-        fflush(out);
+        char line[sizeof(reason) + 16];
+        size_t ll = 7;
+        memcpy(line, "healthy", 7);
+        if (strncmp(reason, "ok ", 3) == 0) {
+            size_t rl = strlen(reason + 2);
+            memcpy(line + ll, reason + 2, rl);
+            ll += rl;
+        }
+        line[ll++] = '\n';
+        emit(out, line, ll);
         rc = 0;
     } else if (reason[0]) {
         unhealthy(out, "%s", reason);
