@@ -3,8 +3,9 @@
 # Debian's packages. Idempotent: installs only what is missing and runs `apt-get update` only
 # then. Needs root (or sudo) when something is missing.
 #   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, node-llhttp (llhttp's C sources)
-#   tests:  python3 (Debian's, for the integration tests), curl, plus the deploy checks'
-#           packages (tests/deploy/deps.sh)
+#   tests:  python3 (Debian's, for the integration tests), curl, valgrind, wrk (soak),
+#           clang-14 + libclang-rt-14-dev (libFuzzer), plus the deploy checks' packages
+#           (tests/deploy/deps.sh); bench/run.sh installs the benchmark peers itself
 #   --only "PKG ...": exactly these packages (how tests/deploy/deps.sh installs its own)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,7 +13,7 @@ pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev node-llhttp"
 if [ "${1:-}" = "--only" ]; then
   pkgs=$2
 elif [ "${1:-}" = "--tests" ]; then
-  pkgs="$pkgs python3 curl valgrind"
+  pkgs="$pkgs python3 curl valgrind wrk clang-14 libclang-rt-14-dev"
 elif [ "${1:-}" = "--demo" ]; then
   pkgs="$pkgs curl"
 fi

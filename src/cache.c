@@ -50,8 +50,8 @@ int ha_cache_init(ha_context *ctx)
     char stale[160];
     uint64_t secs = (ctx->stale_after_ms + 999) / 1000;
     snprintf(stale, sizeof(stale),
-             "stale: the checker has not run for over %llus; healthagg itself is stuck, the "
-             "app may be fine\n",
+             "stale: no check ran for over %llus; healthagg itself is stuck or was paused, "
+             "the app may be fine\n",
              (unsigned long long)secs);
     c->livez_ok = plain(200, NULL, "alive\n");
     c->livez_stale = plain(503, NULL, stale);
@@ -100,7 +100,8 @@ void ha_cache_results_changed(ha_context *ctx, bool readyz_changed)
 bool ha_cache_stale(const ha_context *ctx)
 {
     uint64_t now = uv_now((uv_loop_t *)&ctx->loop);
-    return !ctx->draining && now - ctx->last_eval_ms > ctx->stale_after_ms;
+    return !ctx->draining &&
+           (now - ctx->last_eval_ms > ctx->stale_after_ms || ctx->stall_pending > 0);
 }
 
 ha_response *ha_cache_livez(ha_context *ctx)

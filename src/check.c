@@ -57,6 +57,9 @@ static void close_tcp(ha_probe *p, bool reset)
 }
 
 static void finish_va(ha_probe *p, bool ok, int http_status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void finish_va(ha_probe *p, bool ok, int http_status, const char *fmt, va_list ap)
 {
     if (!p->running)
         return;
@@ -86,6 +89,17 @@ void ha_probe_finish(ha_probe *p, bool ok, int http_status, const char *fmt, ...
 static void on_timeout(uv_timer_t *t)
 {
     ha_probe *p = t->data;
+    /* A deadline that fires far too late means our own process was stopped or blocked: the
+     * target never had its chance, so the attempt says nothing about it. */
+    uint64_t elapsed_ms = (uv_hrtime() - p->start_ns) / 1000000;
+    if (elapsed_ms > 2 * p->cfg->timeout_ms + 1000) {
+        p->inconclusive = true;
+        ha_probe_finish(p, false, 0,
+                        "timeout fired after %llums instead of %llums: healthagg "
+                        "was paused or blocked; attempt discarded",
+                        (unsigned long long)elapsed_ms, (unsigned long long)p->cfg->timeout_ms);
+        return;
+    }
     ha_probe_finish(p, false, 0, "timeout after %llums (%s)",
                     (unsigned long long)p->cfg->timeout_ms, phase_name(p->phase));
 }

@@ -107,6 +107,10 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
     ha_context *ctx = rt->ctx;
     ha_check_state *s = &ctx->states[rt->index];
     ha_check_status from = s->status;
+    if (rt->awaiting_fresh && p->start_ns / 1000000 >= ctx->stall_ms) {
+        rt->awaiting_fresh = false;
+        ctx->stall_pending--;
+    }
     if (r->inconclusive != rt->last_inconclusive) {
         rt->last_inconclusive = r->inconclusive;
         cJSON *o = ha_log_begin(r->inconclusive ? "error" : "info",
@@ -125,6 +129,28 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
     schedule_batch(ctx);
 }
 
+/* The scheduler did not run for longer than the watchdog allows (the process was stopped, or
+ * the loop was blocked). Timers run before I/O when the loop wakes, so this is noticed before
+ * any request of that turn is answered: until every check has a result from a probe started
+ * after now, /livez and /readyz say "stale" rather than serve verdicts from before the gap. */
+static void note_stall(ha_context *ctx, uint64_t now)
+{
+    cJSON *o = ha_log_begin("error", "stall");
+    if (o) {
+        cJSON_AddNumberToObject(o, "gap_ms", (double)(now - ctx->last_eval_ms));
+        cJSON_AddNumberToObject(o, "stale_after_ms", (double)ctx->stale_after_ms);
+        cJSON_AddStringToObject(o, "reason",
+                                "no check ran for longer than 3x the largest "
+                                "interval: healthagg was stopped or blocked; "
+                                "answering stale until every check probed again");
+    }
+    ha_log_emit(o);
+    ctx->stall_ms = now;
+    ctx->stall_pending = ctx->config.n_checks;
+    for (size_t i = 0; i < ctx->config.n_checks; i++)
+        ctx->checks[i].awaiting_fresh = true;
+}
+
 static void on_check_timer(uv_timer_t *t)
 {
     ha_check_runtime *rt = t->data;
@@ -135,6 +161,8 @@ static void on_check_timer(uv_timer_t *t)
      * late a timer runs at the end of a long burst of callbacks. */
     uint64_t now_us = uv_hrtime() / 1000, planned_us = rt->planned_ms * 1000;
     ha_histogram_observe(&ctx->sched_lag, now_us > planned_us ? now_us - planned_us : 0);
+    if (now - ctx->last_eval_ms > ctx->stale_after_ms)
+        note_stall(ctx, now);
     ctx->last_eval_ms = now;
     if (ha_probe_start(&rt->probe) == UV_EBUSY)
         ctx->probes_skipped++;

@@ -110,6 +110,12 @@ static int on_header_bytes(llhttp_t *p, const char *at, size_t len)
 static int on_headers_complete(llhttp_t *p)
 {
     ha_conn *c = p->data;
+    /* We never switch protocols: an Upgrade request is answered as the plain GET it is, and
+     * the connection closed after it, before the client starts speaking something else. */
+    if (p->upgrade) {
+        p->upgrade = 0;
+        c->close_after_write = true;
+    }
     /* The method is the first thing wrong with a POST, whatever its body. */
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         c->error = c->srv->ctx->cache.bad_method;
@@ -209,6 +215,7 @@ static void start_write(ha_conn *c, const queued_response *items, size_t n)
     bufs[first].len -= skip;
     memcpy(c->inflight, items, n * sizeof(items[0]));
     c->n_inflight = n;
+    c->phase_start_ms = now_ms(c); /* a client that never reads is cut after request_timeout */
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs + first, (unsigned)(nb - first),
                  on_write_done) != 0) {
         release_items(c->inflight, n);
@@ -304,6 +311,8 @@ static void on_write_done(uv_write_t *req, int status)
     ha_conn *c = (ha_conn *)req->handle;
     release_items(c->inflight, c->n_inflight);
     c->n_inflight = 0;
+    if (!c->in_request)
+        c->phase_start_ms = now_ms(c); /* idle from here */
     if (status < 0 || c->closing) {
         conn_close(c);
         return;
@@ -445,9 +454,12 @@ static void on_sweep(uv_timer_t *t)
     uint64_t now = uv_now(&s->ctx->loop);
     for (ha_conn *c = s->active, *next; c; c = next) {
         next = c->next;
-        if (c->closing || c->n_inflight > 0)
+        if (c->closing)
             continue;
-        uint64_t limit = c->in_request ? l->request_timeout_ms : l->idle_timeout_ms;
+        /* Reading a request and draining an answer share the request timeout: a client that
+         * stops reading holds memory in the kernel and a response reference here. */
+        bool busy = c->in_request || c->n_inflight > 0;
+        uint64_t limit = busy ? l->request_timeout_ms : l->idle_timeout_ms;
         if (now - c->phase_start_ms >= limit)
             conn_close(c);
     }

@@ -23,6 +23,7 @@ typedef struct ha_check_runtime {
     uv_timer_t timer;
     uint64_t planned_ms; /* loop time this check is due */
     bool fired_once;
+    bool awaiting_fresh; /* its last result predates a stall of the scheduler */
     bool probe_ready;
     bool last_inconclusive; /* log local probe errors once per episode, not per probe */
 } ha_check_runtime;
@@ -51,6 +52,8 @@ struct ha_context {
     bool batch_pending;
     uint64_t last_eval_ms;   /* loop time the scheduler last fired a check */
     uint64_t stale_after_ms; /* 3x the largest interval */
+    uint64_t stall_ms;       /* loop time a stall was last noticed (0: never) */
+    size_t stall_pending;    /* checks still waiting for a result newer than that stall */
     uint64_t start_wall_ms;
     ha_histogram sched_lag; /* how late probes start, behind their planned time */
     uint64_t probes_skipped;

@@ -1,0 +1,161 @@
+/* fuzz_http_response.c - libFuzzer target for the HTTP check's response handling
+ * (src/check_http.c): arbitrary bytes from a "target", across split reads.
+ *
+ * Probes are set up once with ha_probe_init() for a few check configs (GET with the default
+ * status rule, HEAD, expect_body with a small max_response_bytes, a self-overlapping
+ * expect_body for the KMP table). Per input, one probe is armed the way ha_probe_start() arms
+ * it (running, bytes_read = 0, message_done = false, ha_check_http_reset) but without a socket;
+ * the bytes are fed through ops->on_data in chunks, counting bytes_read exactly as check.c's
+ * on_read does, and ops->on_eof is called if no verdict was reached.
+ *
+ * Control byte (first input byte):
+ *   bits 0-1  which check config
+ *   bits 2-3  chunking: whole / 1-byte / 1-16 / 1-600 byte chunks
+ *   bits 4-7  seed of the chunk-size generator
+ *
+ * Invariants (abort() = a crash libFuzzer reports):
+ *   - done is called exactly once per attempt, and only after the attempt is over;
+ *   - after EOF the attempt is always over;
+ *   - no bytes are fed after the verdict;
+ *   - a passing result has an expected status, and every reason is a non-empty string. */
+#include "healthagg/check.h"
+#include "healthagg/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_VARIANTS 4
+
+static uv_loop_t loop;
+static ha_config config;
+static ha_probe probes[N_VARIANTS];
+static int done_calls;
+static ha_result last;
+
+static const char config_json[] =
+    "{\"checks\": ["
+    "  {\"name\": \"get\", \"url\": \"http://127.0.0.1:1/healthz\", \"interval\": \"1h\","
+    "   \"timeout\": \"1s\"},"
+    "  {\"name\": \"head\", \"url\": \"http://127.0.0.1:1/\", \"interval\": \"1h\","
+    "   \"timeout\": \"1s\", \"method\": \"HEAD\", \"expect_status\": [\"2xx\", 304]},"
+    "  {\"name\": \"body\", \"url\": \"http://127.0.0.1:1/ready?x=1\", \"interval\": \"1h\","
+    "   \"timeout\": \"1s\", \"expect_body\": \"\\\"status\\\":\\\"ok\\\"\","
+    "   \"max_response_bytes\": 256, \"expect_status\": [\"200-299\", 418]},"
+    "  {\"name\": \"kmp\", \"url\": \"http://[::1]:8080/\", \"interval\": \"1h\","
+    "   \"timeout\": \"1s\", \"expect_body\": \"aabaabaaa\", \"max_response_bytes\": 1024}"
+    "]}";
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_http_response: %s\n", what);
+    abort();
+}
+
+static void on_done(ha_probe *p, const ha_result *r)
+{
+    done_calls++;
+    if (p->running)
+        die("done called while the attempt is still marked running");
+    if (memchr(r->reason, '\0', sizeof(r->reason)) == NULL || r->reason[0] == '\0')
+        die("empty or unterminated reason");
+    if (r->ok && !ha_status_expected(p->cfg, r->http_status))
+        die("a passing result with a status outside expect_status");
+    last = *r;
+}
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < N_VARIANTS; i++)
+        ha_probe_close(&probes[i]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < N_VARIANTS; i++)
+        ha_probe_free(&probes[i]);
+    if (uv_loop_close(&loop) != 0)
+        die("loop still has open handles at teardown");
+    ha_config_free(&config);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char err[HA_ERR_MAX * 2];
+    if (uv_loop_init(&loop) != 0)
+        die("uv_loop_init");
+    if (ha_config_parse_json(config_json, sizeof(config_json) - 1, "fuzz", &config, err,
+                             sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz_http_response: config: %s\n", err);
+        abort();
+    }
+    if (config.n_checks != N_VARIANTS)
+        die("expected one check per variant");
+    for (size_t i = 0; i < N_VARIANTS; i++)
+        if (ha_probe_init(&probes[i], &loop, &config.checks[i], on_done, NULL) != 0)
+            die("ha_probe_init");
+    atexit(teardown);
+    return 0;
+}
+
+static size_t next_size(unsigned *rng, unsigned mode)
+{
+    *rng = *rng * 1103515245u + 12345u;
+    unsigned x = (*rng >> 16) & 0x7fff;
+    switch (mode) {
+    case 1:
+        return 1;
+    case 2:
+        return 1 + x % 16;
+    case 3:
+        return 1 + x % 600;
+    }
+    return (size_t)-1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned ctl = data[0];
+    data++;
+    size--;
+    ha_probe *p = &probes[ctl % N_VARIANTS];
+    unsigned chunking = (ctl >> 2) & 3, rng = ctl >> 4;
+
+    /* What ha_probe_start() does before connecting. */
+    p->generation++;
+    p->running = true;
+    p->start_ns = uv_hrtime();
+    p->bytes_read = 0;
+    p->message_done = false;
+    p->phase = HA_PHASE_WAITING;
+    ha_check_http_reset(p);
+    done_calls = 0;
+
+    size_t off = 0;
+    while (off < size && p->running) {
+        size_t n = next_size(&rng, chunking);
+        if (n > size - off)
+            n = size - off;
+        /* check.c's on_read: count, then hand over. */
+        p->phase = HA_PHASE_READING;
+        p->bytes_read += n;
+        p->ops->on_data(p, (const char *)data + off, n);
+        off += n;
+        if (done_calls > 1)
+            die("done called more than once");
+        if (done_calls == 1 && p->running)
+            die("done called but the probe is still running");
+        if (done_calls == 0 && !p->running)
+            die("the attempt ended without calling done");
+    }
+    if (p->running)
+        p->ops->on_eof(p);
+    if (p->running)
+        die("the attempt is still running after EOF");
+    if (done_calls != 1)
+        die("done must be called exactly once per attempt");
+    if (p->bytes_read > (uint64_t)size)
+        die("bytes_read counts more than was fed");
+    return 0;
+}
