@@ -33,7 +33,7 @@ typedef struct ha_check_runtime {
 typedef struct ha_cache {
     ha_response *livez_ok, *livez_stale, *readyz_stale;
     ha_response *readyz, *health, *metrics;
-    ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body, *timed_out;
+    ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body;
     bool health_dirty, metrics_dirty;
 } ha_cache;
 
