@@ -1141,6 +1141,13 @@ def render(R, P, quick, total_s):
       "dynamic glibc, libuv/cJSON static); *static musl* = `deploy/build-static.sh` output "
       "(build-static/healthagg, -Os, stripped)%s. Each row says which one it measured." % (
           "" if R.get("static") else " - **not present in this run**"))
+    si = R.get("static_info")
+    if si:
+        a("")
+        a("The static binary measured was built %s (%s bytes)%s" % (
+            si["built"], "{:,}".format(si["bytes"]),
+            ": **older than the last commit**, so it may lack recent changes; rerun deploy/build-static.sh "
+            "before a run meant to be quoted." if si["older_than_head"] else ", after the last commit."))
     a("")
     for sec in R["details"]:
         a(sec)
@@ -1479,6 +1486,14 @@ def main():
     env.tmp = tempfile.mkdtemp(prefix="healthagg-bench.")
     env.blackbox = None
     R = {"machine": machine(), "P": P, "static": bool(env.ha_static)}
+    if env.ha_static:
+        st = os.stat(env.ha_static)
+        head_t = run(["git", "-C", REPO, "log", "-1", "--format=%ct"], timeout=10, capture_output=True,
+                     text=True).stdout.strip()
+        R["static_info"] = {
+            "built": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "bytes": st.st_size,
+            "older_than_head": bool(head_t) and st.st_mtime < int(head_t)}
     only = a.only.split(",")
     try:
         env.nginx = Nginx(env.tmp, free_port()).start()

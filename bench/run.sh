@@ -86,7 +86,7 @@ if timeout 120 gcc -static -O2 -Wall -Wextra -o "$out/minprobe-glibc" "$here/min
 fi
 
 if [ -x "$repo/build-static/healthagg" ]; then
-  cp "$repo/build-static/healthagg" "$out/bin/ha-static"   # a snapshot: it may be rebuilt meanwhile
+  cp -p "$repo/build-static/healthagg" "$out/bin/ha-static"   # a snapshot (with its build time): it may be rebuilt meanwhile
   extra_args+=(--ha-static "$out/bin/ha-static")
   say "static binary: build-static/healthagg ($(stat -c %s "$out/bin/ha-static") bytes)"
   # The same static musl build with symbols, for profiles: deploy/build-static.sh's flags and its
