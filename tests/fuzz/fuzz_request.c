@@ -117,7 +117,7 @@ static void setup(void)
         abort();
     }
     uv_timer_stop(&ctx->server.sweep); /* timeouts are wall-clock: keep inputs deterministic */
-    if (ha_scheduler_arm(ctx) != 0) /* as serve.c: check timers start right before the loop */
+    if (ha_scheduler_arm(ctx) != 0)    /* as serve.c: check timers start right before the loop */
         die("ha_scheduler_arm");
     /* Let the first probes (connection refused) land, then the state stays put for 1h. */
     uint64_t deadline = uv_hrtime() + 5000000000ULL;
