@@ -45,7 +45,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 FULL = dict(wrk_d=10, wrk_rounds=3, hf_runs=500, hf_warmup=30, hf_rounds=5, cg_runs=3,
             rss_runs=15, idle_wait=5, footprint_requests=1_000_000, cycle_checks=20,
             cycle_warm=3, cycle_window=10, scale_checks=1000, scale_warm=3, scale_window=30,
-            scale_cg_window=10, bb_d=10, bb_rounds=3, detect_trials=12, per_req_window=5,
+            scale_cg_window=10, bb_d=10, bb_rounds=3, detect_trials=20, per_req_window=5,
             both_binaries=True, quiet_budget=180)
 QUICK = dict(wrk_d=2, wrk_rounds=1, hf_runs=30, hf_warmup=5, hf_rounds=1, cg_runs=1,
              rss_runs=3, idle_wait=2, footprint_requests=100_000, cycle_checks=20,
