@@ -72,8 +72,9 @@ compile() { # compile SRC OBJ
     fi
 }
 echo "== building fuzz targets with $CC into $out"
-for src in "$root"/src/*.c; do
-    name=$(basename "$src" .c)
+for src in $(find "$root/src" -name '*.c' | sort); do
+    rel=${src#"$root/src/"}
+    name=$(echo "${rel%.c}" | tr / _)
     [ "$name" = main ] && continue
     compile "$src" "$out/obj/$name.o" &
     objs="$objs $out/obj/$name.o"
