@@ -8,6 +8,8 @@
  * check config must never silently fall back to a default. */
 #include "healthagg/config.h"
 
+#include "healthagg/quote.h"
+
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define PATH_MAX_LEN 96
@@ -120,16 +123,31 @@ static int get_duration(const cJSON *v, const char *path, uint64_t *out, errbuf 
     return 0;
 }
 
+/* A JSON number as the user wrote it, as far as a double can tell: the shortest form that
+ * reads back as the same value (16777217, not %g's 1.67772e+07). */
+static void format_number(double d, char *buf, size_t len)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
 static int get_uint(const cJSON *v, const char *path, unsigned min, unsigned max, unsigned *out,
                     errbuf e)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
-        v->valuedouble > max) {
-        if (cJSON_IsNumber(v))
-            return errf(e, "%s: %g is not a whole number in %u-%u", path, v->valuedouble, min, max);
+    if (!cJSON_IsNumber(v))
         return errf(e, "%s: expected a whole number %u-%u, got %s", path, min, max,
                     json_type_name(v));
-    }
+    char num[40];
+    format_number(v->valuedouble, num, sizeof(num));
+    if (v->valuedouble != floor(v->valuedouble))
+        return errf(e, "%s: %s is not a whole number; expected %u-%u", path, num, min, max);
+    if (v->valuedouble < min)
+        return errf(e, "%s: %s must be at least %u (%u-%u)", path, num, min, min, max);
+    if (v->valuedouble > max)
+        return errf(e, "%s: %s must be at most %u (%u-%u)", path, num, max, min, max);
     *out = (unsigned)v->valuedouble;
     return 0;
 }
@@ -229,6 +247,11 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
                 c->max_response_bytes = n;
         } else if (strcmp(k, "name") == 0) {
             rc = get_string(v, p, c->name, sizeof(c->name), e);
+            if (rc == 0 && c->name[0] == '\0')
+                return errf(e,
+                            "%s: empty; leave \"name\" out to use the default (HOST:PORT of the "
+                            "url) or give one",
+                            p);
         } else if (strcmp(k, "url") == 0) {
             char msg[HA_ERR_MAX];
             if ((rc = get_string(v, p, c->url_text, sizeof(c->url_text), e)) != 0)
@@ -284,30 +307,100 @@ static void default_name(ha_check_config *c)
     ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, c->name, sizeof(c->name));
 }
 
+/* Line and column (1-based, in bytes) of offset `off`. */
+static void position(const char *json, size_t off, unsigned *line, unsigned *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (json[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* What cJSON accepts but would silently change: a NUL byte or a \u0000 escape (cJSON's strings
+ * are C strings: the rest of the string would vanish), and bytes that are not UTF-8 (JSON text
+ * is UTF-8; such a string would end up in logs and /health). */
+static int scan_json_text(const char *json, size_t len, const char *origin, errbuf e)
+{
+    unsigned line, col;
+    size_t bad = ha_utf8_invalid_at(json, len);
+    const char *nul = memchr(json, '\0', len);
+    if (nul && (size_t)(nul - json) < bad) {
+        position(json, (size_t)(nul - json), &line, &col);
+        return errf(e, "%s: a NUL byte at line %u column %u; a config is text", origin, line, col);
+    }
+    if (bad < len) {
+        position(json, bad, &line, &col);
+        return errf(e, "%s: not valid UTF-8 at line %u column %u; save the config as UTF-8", origin,
+                    line, col);
+    }
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (json[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && json[i] == '\\' && i + 1 < len) {
+            if (len - i >= 6 && memcmp(json + i + 1, "u0000", 5) == 0) {
+                position(json, i, &line, &col);
+                return errf(e,
+                            "%s: \\u0000 (a NUL character) in a string at line %u column %u; "
+                            "strings may not contain it",
+                            origin, line, col);
+            }
+            i++; /* skip the escaped character, which may be a quote */
+        }
+    }
+    return 0;
+}
+
+/* Parses exactly one JSON document: text after it (a second document, a comment, a brace too
+ * many) would otherwise be dropped without a word, and the settings in it with it. */
+static cJSON *parse_document(const char *json, size_t len, const char *origin, errbuf e)
+{
+    if (scan_json_text(json, len, origin, e) != 0)
+        return NULL;
+    const char *end = NULL;
+    unsigned line, col;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!root) {
+        size_t off = end && end >= json ? (size_t)(end - json) : 0;
+        position(json, off > len ? len : off, &line, &col);
+        errf(e, "%s: invalid JSON near line %u column %u; check quotes, commas and braces", origin,
+             line, col);
+        return NULL;
+    }
+    size_t off = (size_t)(end - json);
+    while (off < len &&
+           (json[off] == ' ' || json[off] == '\t' || json[off] == '\n' || json[off] == '\r'))
+        off++;
+    if (off < len) {
+        char shown[48];
+        ha_quote(shown, sizeof(shown), json + off, len - off);
+        position(json, off, &line, &col);
+        errf(e,
+             "%s: unexpected text after the JSON document at line %u column %u (\"%s\"); the "
+             "document ended before it: a brace closed too early, a second document, or a comment "
+             "(JSON has none)",
+             origin, line, col, shown);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 /* The JSON document, applied on top of `out`'s current contents. */
 static int apply_json(const char *json, size_t len, const char *origin, ha_config *out,
                       ha_check_config *defaults, errbuf e)
 {
     static const char *const top_keys[] = {"listen", "shutdown_grace", "defaults",
                                            "checks", "server",         NULL};
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!root) {
-        size_t off = end && end >= json ? (size_t)(end - json) : 0;
-        if (off > len)
-            off = len;
-        unsigned line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) {
-            if (json[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        return errf(e, "%s: invalid JSON near line %u column %u; check quotes, commas and braces",
-                    origin, line, col);
-    }
+    cJSON *root = parse_document(json, len, origin, e);
+    if (!root)
+        return -1;
     int rc = -1;
     if (!cJSON_IsObject(root)) {
         errf(e, "%s: the config must be a JSON object, got %s", origin, json_type_name(root));
@@ -397,6 +490,11 @@ static int read_file(const char *path, const char *what, char **out, size_t *out
     FILE *f = fopen(path, "rb");
     if (!f)
         return errf(e, "%s: cannot open %.200s: %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return errf(e, "%s: %.200s is a directory; give the path of the JSON file", what, path);
+    }
     char *buf = malloc(CONFIG_FILE_MAX + 1);
     if (!buf) {
         fclose(f);
@@ -540,14 +638,70 @@ static int parse_flag_overrides(const ha_config_inputs *in, flag_overrides *f, h
     return 0;
 }
 
+/* Brackets are allowed so that the default name of an IPv6 target, "[::1]:8080", is valid. */
 static bool valid_name(const char *n)
 {
     if (!*n)
         return false;
     for (const char *p = n; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.' || *p == ':'))
+        if (!(isalnum((unsigned char)*p) || strchr("_-.:[]", *p)))
             return false;
     return true;
+}
+
+/* Where a check's interval or timeout came from, for messages about a flag that conflicts with
+ * it: the check's own key, the "defaults" object, or the built-in default. A check that sets
+ * the same value as the default is described as the default: the value is what matters. */
+static void value_origin(uint64_t value, uint64_t from_defaults, uint64_t builtin, size_t i,
+                         const char *key, char *buf, size_t len)
+{
+    if (value != from_defaults)
+        snprintf(buf, len, "checks[%zu].%s", i, key);
+    else if (value == builtin)
+        snprintf(buf, len, "the built-in default");
+    else
+        snprintf(buf, len, "defaults.%s", key);
+}
+
+/* --interval or --timeout alone can clash with the other value from the config or the
+ * built-in default; the error then names the flag and that value's origin rather than blaming
+ * a config field the user never wrote. */
+static int check_flag_conflicts(const ha_config *c, const flag_overrides *f,
+                                const ha_config_inputs *in, const ha_check_config *defaults,
+                                errbuf e)
+{
+    if (!f->interval && !f->timeout)
+        return 0;
+    ha_check_config builtin;
+    set_builtin_check_defaults(&builtin);
+    for (size_t i = 0; i < c->n_checks; i++) {
+        const ha_check_config *k = &c->checks[i];
+        if (k->timeout_ms < k->interval_ms)
+            continue;
+        char value[32], origin[48];
+        if (f->interval && f->timeout)
+            return errf(e,
+                        "--timeout %.32s must be shorter than --interval %.32s; lower the one or "
+                        "raise the other",
+                        in->flag_timeout, in->flag_interval);
+        if (f->interval) {
+            ha_format_duration(k->timeout_ms, value, sizeof(value));
+            value_origin(k->timeout_ms, defaults->timeout_ms, builtin.timeout_ms, i, "timeout",
+                         origin, sizeof(origin));
+            return errf(e,
+                        "--interval %.32s: must be longer than the timeout %s (%s) of check "
+                        "\"%s\"; add --timeout with a shorter value or raise --interval",
+                        in->flag_interval, value, origin, k->name);
+        }
+        ha_format_duration(k->interval_ms, value, sizeof(value));
+        value_origin(k->interval_ms, defaults->interval_ms, builtin.interval_ms, i, "interval",
+                     origin, sizeof(origin));
+        return errf(e,
+                    "--timeout %.32s: must be shorter than the interval %s (%s) of check \"%s\"; "
+                    "lower --timeout or add --interval with a longer value",
+                    in->flag_timeout, value, origin, k->name);
+    }
+    return 0;
 }
 
 static int validate(ha_config *c, errbuf e)
@@ -649,7 +803,7 @@ int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t
         if (f.success)
             c->success_threshold = f.success_threshold;
     }
-    if (validate(out, e) != 0)
+    if (check_flag_conflicts(out, &f, in, &defaults, e) != 0 || validate(out, e) != 0)
         goto fail;
     return 0;
 fail:
@@ -675,10 +829,10 @@ int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen
     int src = load_json_source(in, &json, &len, origin, sizeof(origin), e);
     if (src != 0)
         return src < 0 ? -1 : 0;
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_document(json, len, origin, e);
     free(json);
     if (!root)
-        return errf(e, "%s: invalid JSON; run `healthagg validate` for details", origin);
+        return -1;
     int rc = 0;
     const cJSON *v = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "listen") : NULL;
     if (v) {

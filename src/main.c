@@ -6,9 +6,12 @@
 #include "healthagg/commands.h"
 #include "healthagg/config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage_main[] =
     "healthagg " HEALTHAGG_VERSION " - sidecar health aggregator for shell-less containers\n"
@@ -303,8 +306,30 @@ static int cmd_check(int argc, char **argv)
     return rc;
 }
 
+/* A process started with descriptor 0, 1 or 2 closed (`<&-`, `>&-`) would hand that number to
+ * its next socket or pipe: libuv aborts on closing such a descriptor, and a log line would go
+ * into whatever took fd 1. So before anything else opens a descriptor, each closed one gets
+ * /dev/null - or, in an empty root without /dev, the root directory (reads and writes on it
+ * fail harmlessly). Opening returns the lowest free number, so in order 0, 1, 2 each open
+ * lands on the descriptor it fills. */
+static void fill_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", O_RDWR);
+        if (got < 0)
+            got = open("/", O_RDONLY | O_DIRECTORY);
+        if (got >= 0 && got != fd) { /* cannot happen with 0..fd-1 open; be safe anyway */
+            dup2(got, fd);
+            close(got);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    fill_standard_fds();
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;

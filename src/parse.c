@@ -125,8 +125,6 @@ static int parse_authority(const char *a, size_t n, char *host, size_t hostlen, 
     *ipv6 = false;
     if (n == 0)
         return fail(err, errlen, "missing host");
-    if (memchr(a, '@', n))
-        return fail(err, errlen, "user information (user@host) is not supported");
     const char *host_start = a, *host_end;
     if (*a == '[') {
         const char *close = memchr(a, ']', n);
@@ -197,6 +195,11 @@ int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
         return fail(err, errlen, "\"%.60s\" has no scheme; %s", s, hint);
     }
     size_t alen = strcspn(rest, "/?#");
+    if (memchr(rest, '@', alen))
+        return fail(err, errlen,
+                    "user information (user:password@) is not allowed in URLs: it would be "
+                    "logged and shown in /health; send credentials in a header with \"headers\" "
+                    "(e.g. {\"Authorization\": \"Basic ${APP_AUTH}\"})");
     const char *pstart, *pend;
     if (parse_authority(rest, alen, out->host, sizeof(out->host), &out->host_is_ipv6, &pstart,
                         &pend, err, errlen) != 0)
@@ -236,6 +239,10 @@ int ha_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port, c
     static const char hint[] = "use ADDR:PORT, e.g. 127.0.0.1:8099, 0.0.0.0:8099 or [::1]:8099";
     if (!s || !*s)
         return fail(err, errlen, "empty address; %s", hint);
+    if (s[0] == ':')
+        return fail(err, errlen, "host missing: use 127.0.0.1%.8s or 0.0.0.0%.8s", s, s);
+    if (memchr(s, '@', strlen(s)))
+        return fail(err, errlen, "\"%.60s\" is not an address; %s", s, hint);
     bool ipv6;
     const char *pstart, *pend;
     if (parse_authority(s, strlen(s), host, hostlen, &ipv6, &pstart, &pend, err, errlen) != 0)

@@ -3,8 +3,11 @@
  * Order matters: the config is validated and the port bound before any probe runs, so a bad
  * config or a taken port exits 2 with nothing half-started. On the first SIGTERM or SIGINT,
  * /readyz turns 503 "draining" at once and the process exits 0 after the configured grace;
- * a second signal during the grace exits at once. Shutdown closes every handle and lets the
- * loop run dry, so every allocation is released (valgrind-clean). */
+ * a second signal during the grace exits at once. SIGHUP, SIGUSR1 and SIGUSR2 would kill the
+ * process by default - a stray `docker kill -s HUP` would stop the task's essential container -
+ * so they are caught: each logs the current verdict of every check and changes nothing (the
+ * configuration is not re-read; restart the task to change it). Shutdown closes every handle
+ * and lets the loop run dry, so every allocation is released (valgrind-clean). */
 #include "healthagg/commands.h"
 #include "healthagg/context.h"
 #include "healthagg/log.h"
@@ -23,7 +26,8 @@ static void begin_shutdown(ha_context *ctx)
     ha_scheduler_stop(ctx);
     ha_server_stop(&ctx->server);
     uv_handle_t *hs[] = {(uv_handle_t *)&ctx->sigterm, (uv_handle_t *)&ctx->sigint,
-                         (uv_handle_t *)&ctx->grace};
+                         (uv_handle_t *)&ctx->sighup,  (uv_handle_t *)&ctx->sigusr1,
+                         (uv_handle_t *)&ctx->sigusr2, (uv_handle_t *)&ctx->grace};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i]->loop && !uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
@@ -51,6 +55,35 @@ static void on_signal(uv_signal_t *h, int signum)
     ha_scheduler_refresh(ctx);
     if (uv_timer_start(&ctx->grace, on_grace_over, ctx->config.grace_ms, 0) != 0)
         begin_shutdown(ctx);
+}
+
+/* SIGHUP, SIGUSR1, SIGUSR2: one "signal" line with the aggregate and every check's state. */
+static void on_info_signal(uv_signal_t *h, int signum)
+{
+    ha_context *ctx = h->data;
+    const char *name = signum == SIGHUP ? "SIGHUP" : signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2";
+    cJSON *o = ha_log_begin("info", "signal");
+    if (o) {
+        cJSON_AddStringToObject(o, "signal", name);
+        cJSON_AddStringToObject(o, "action",
+                                "logged the current state; nothing else changes (the "
+                                "configuration is not re-read)");
+        cJSON_AddStringToObject(o, "state", ha_agg_status_name(ctx->agg));
+        cJSON_AddBoolToObject(o, "ready", ha_agg_ready(ctx->agg));
+        cJSON_AddStringToObject(o, "reason", ctx->summary);
+        cJSON *arr = cJSON_AddArrayToObject(o, "checks");
+        for (size_t i = 0; arr && i < ctx->config.n_checks; i++) {
+            const ha_check_state *s = &ctx->states[i];
+            cJSON *e = cJSON_CreateObject();
+            if (!e)
+                break;
+            cJSON_AddStringToObject(e, "name", ctx->config.checks[i].name);
+            cJSON_AddStringToObject(e, "state", ha_check_status_name(s->status));
+            cJSON_AddStringToObject(e, "reason", s->has_result ? s->last.reason : "no result yet");
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
+    ha_log_emit(o);
 }
 
 /* File descriptors are shared by health clients and our own probes. If clients could take
@@ -207,12 +240,19 @@ int ha_cmd_serve(const ha_config_inputs *in)
         (rc = uv_signal_start(&ctx->sigterm, on_signal, SIGTERM)) != 0 ||
         (rc = uv_signal_init(&ctx->loop, &ctx->sigint)) != 0 ||
         (rc = uv_signal_start(&ctx->sigint, on_signal, SIGINT)) != 0 ||
+        (rc = uv_signal_init(&ctx->loop, &ctx->sighup)) != 0 ||
+        (rc = uv_signal_start(&ctx->sighup, on_info_signal, SIGHUP)) != 0 ||
+        (rc = uv_signal_init(&ctx->loop, &ctx->sigusr1)) != 0 ||
+        (rc = uv_signal_start(&ctx->sigusr1, on_info_signal, SIGUSR1)) != 0 ||
+        (rc = uv_signal_init(&ctx->loop, &ctx->sigusr2)) != 0 ||
+        (rc = uv_signal_start(&ctx->sigusr2, on_info_signal, SIGUSR2)) != 0 ||
         (rc = uv_timer_init(&ctx->loop, &ctx->grace)) != 0) {
         fprintf(stderr, "healthagg: cannot set up signal handling: %s\n", uv_strerror(rc));
         release(ctx);
         return 2;
     }
     ctx->sigterm.data = ctx->sigint.data = ctx->grace.data = ctx;
+    ctx->sighup.data = ctx->sigusr1.data = ctx->sigusr2.data = ctx;
 
     log_startup(ctx);
     if ((rc = ha_scheduler_arm(ctx)) != 0) {

@@ -62,6 +62,7 @@ struct ha_context {
     ha_cache cache;
     ha_server server;
     uv_signal_t sigterm, sigint;
+    uv_signal_t sighup, sigusr1, sigusr2; /* logged with the current state; never fatal */
     uv_timer_t grace;
 };
 

@@ -268,8 +268,85 @@ static void bad_configs(void)
     CHECK_STR_CONTAINS(err, "must be shorter than the interval");
 }
 
+/* Issue 8 item 6: text after the document, empty names, NUL characters, and messages that
+ * used to mislead. */
+static void strictness(void)
+{
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\"}]}},\"listen\":\"0.0.0.0:9\"}",
+                 "unexpected text after the JSON document at line 1 column 35", "\"},\\\"listen");
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\"}]}\n{\"listen\": \"0.0.0.0:9\"}",
+                 "unexpected text after the JSON document at line 2 column 1", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\"}]} // no comments in JSON",
+                 "unexpected text after the JSON document", "//");
+    expect_error("{\"checks\": [{\"name\": \"\", \"url\": \"tcp://h:1\"}]}",
+                 "checks[0].name: empty", "leave \"name\" out");
+    expect_error("{\"checks\": [{\"url\": \"http://h:1/\", \"expect_body\": \"a\\u0000b\"}]}",
+                 "\\u0000", "line 1 column 53");
+    expect_error("{\"checks\": [{\"url\": \"http://h:1/\", \"expect_body\": \"caf\xC3\"}]}",
+                 "not valid UTF-8 at line 1 column 55", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"failure_threshold\": 0}]}",
+                 "checks[0].failure_threshold: 0 must be at least 1", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"success_threshold\": 101}]}",
+                 "checks[0].success_threshold: 101 must be at most 100", NULL);
+    expect_error("{\"checks\": [{\"url\": \"http://h:1/\", \"max_response_bytes\": 16777217}]}",
+                 "checks[0].max_response_bytes: 16777217 must be at most 16777216", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://h:1\", \"failure_threshold\": 2.5}]}",
+                 "checks[0].failure_threshold: 2.5 is not a whole number", NULL);
+    expect_error("{\"listen\": \":8099\", \"checks\": [{\"url\": \"tcp://h:1\"}]}",
+                 "listen: host missing: use 127.0.0.1:8099 or 0.0.0.0:8099", NULL);
+    expect_error("{\"checks\": [{\"url\": \"http://user:secret@h:1/\"}]}", "checks[0].url",
+                 "\"headers\"");
+    /* Whitespace after the document is fine. */
+    ha_config c;
+    char err[HA_ERR_MAX * 2] = "";
+    CHECK(load_inline("{\"checks\": [{\"url\": \"tcp://h:1\"}]}\n \t\r\n", &c, err, sizeof(err)) ==
+          0);
+    if (err[0])
+        fprintf(stderr, "  error: %s\n", err);
+    ha_config_free(&c);
+
+    /* A directory given as the config file. */
+    ha_config_inputs in;
+    memset(&in, 0, sizeof(in));
+    in.config_path = "/tmp";
+    CHECK(ha_config_load(&in, &c, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "--config: /tmp is a directory");
+
+    /* A flag that conflicts with a default names the flag and the default. */
+    memset(&in, 0, sizeof(in));
+    in.flag_checks[in.n_flag_checks++] = "app=tcp://127.0.0.1:1";
+    in.flag_interval = "1s";
+    CHECK(ha_config_load(&in, &c, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "--interval 1s");
+    CHECK_STR_CONTAINS(err, "timeout 2s (the built-in default)");
+    CHECK(strstr(err, "checks[0].timeout:") == NULL);
+    in.env_inline =
+        "{\"defaults\": {\"interval\": \"1s\", \"timeout\": \"500ms\"}, \"checks\": []}";
+    in.flag_interval = NULL;
+    in.flag_timeout = "3s";
+    CHECK(ha_config_load(&in, &c, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "--timeout 3s");
+    CHECK_STR_CONTAINS(err, "interval 1s (defaults.interval)");
+    in.flag_interval = "1s";
+    CHECK(ha_config_load(&in, &c, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "--timeout 3s must be shorter than --interval 1s");
+
+    /* An IPv6 literal without a name gets a valid default name (item 4). */
+    memset(&in, 0, sizeof(in));
+    in.flag_checks[in.n_flag_checks++] = "http://[::1]:8080/";
+    int rc = ha_config_load(&in, &c, err, sizeof(err));
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK(strcmp(c.checks[0].name, "[::1]:8080") == 0);
+        ha_config_free(&c);
+    } else {
+        fprintf(stderr, "  error: %s\n", err);
+    }
+}
+
 int main(void)
 {
+    strictness();
     good_config();
     builtin_defaults_and_flags();
     file_sources();
