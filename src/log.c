@@ -2,6 +2,7 @@
  * (startup, transitions, shutdown), never per request or per passing probe. */
 #include "healthagg/log.h"
 
+#include "healthagg/quote.h"
 #include "healthagg/timeutil.h"
 
 #include <stdio.h>
@@ -24,7 +25,9 @@ cJSON *ha_log_begin(const char *level, const char *event)
 
 void ha_log_emit(cJSON *obj)
 {
-    char *line = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    /* cJSON copies string bytes as they are: the guard keeps the line valid UTF-8 JSON even if
+     * some field carried bytes that are not UTF-8 (a path, a URL from a flag). */
+    char *line = obj ? ha_json_fix_utf8(cJSON_PrintUnformatted(obj)) : NULL;
     if (line) {
         fputs(line, stdout);
         fputc('\n', stdout);

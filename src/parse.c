@@ -4,6 +4,8 @@
  * person reading it is usually looking at a task definition, not at this code. */
 #include "healthagg/parse.h"
 
+#include "healthagg/quote.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -174,6 +176,8 @@ int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
     for (const char *c = s; *c; c++)
         if ((unsigned char)*c <= 0x20 || (unsigned char)*c == 0x7f)
             return fail(err, errlen, "URL contains a space or control character; %s", hint);
+    if (ha_utf8_invalid_at(s, strlen(s)) != strlen(s))
+        return fail(err, errlen, "URL is not valid UTF-8; percent-encode other bytes (%%XX)");
     memset(out, 0, sizeof(*out));
     const char *rest;
     if (strncasecmp(s, "http://", 7) == 0) {
@@ -221,15 +225,36 @@ int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
     }
     if (plen == 0) {
         strcpy(out->path, "/");
-    } else {
-        if (plen + 2 > sizeof(out->path))
-            return fail(err, errlen, "URL path is longer than %d bytes", HA_PATH_MAX - 2);
-        size_t off = 0;
-        if (path[0] == '?')
-            out->path[off++] = '/';
-        memcpy(out->path + off, path, plen);
-        out->path[off + plen] = '\0';
+        return 0;
     }
+    /* The path is sent as the request target, where only ASCII graphic characters other than
+     * " < > \\ ^ ` { | } may appear (RFC 3986, RFC 9112 section 3.2): those and every non-ASCII
+     * byte (valid UTF-8, checked above) are percent-encoded, as browsers and curl do. A '%'
+     * must already start an escape: guessing what a lone one meant could change the URL. */
+    static const char hex[] = "0123456789ABCDEF";
+    size_t off = 0;
+    if (path[0] == '?')
+        out->path[off++] = '/';
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c == '%' && !(i + 2 < plen && isxdigit((unsigned char)path[i + 1]) &&
+                          isxdigit((unsigned char)path[i + 2])))
+            return fail(err, errlen,
+                        "a '%%' in the URL must start an escape like %%2F; write a literal %% "
+                        "as %%25");
+        bool encode = c >= 0x80 || strchr("\"<>\\^`{|}", (char)c) != NULL;
+        if (off + (encode ? 3 : 1) + 1 > sizeof(out->path))
+            return fail(err, errlen, "URL path is longer than %d bytes (percent-encoded)",
+                        HA_PATH_MAX - 2);
+        if (encode) {
+            out->path[off++] = '%';
+            out->path[off++] = hex[c >> 4];
+            out->path[off++] = hex[c & 15];
+        } else {
+            out->path[off++] = (char)c;
+        }
+    }
+    out->path[off] = '\0';
     return 0;
 }
 
@@ -270,6 +295,13 @@ int ha_parse_status_range(const char *s, ha_status_range *out, char *err, size_t
     if (!s)
         return fail(err, errlen, "missing status; %s", hint);
     size_t n = strlen(s);
+    if (n >= 3 && s[0] == '1' && (n == 3 || s[3] == '-') &&
+        (isdigit((unsigned char)s[1]) || tolower((unsigned char)s[1]) == 'x'))
+        return fail(err, errlen,
+                    "status \"%.20s\": 1xx answers are interim (100 Continue, 101 Switching "
+                    "Protocols, 103 Early Hints), never the final one, so a check expecting one "
+                    "could never pass; use 200-599",
+                    s);
     if (n == 3 && (s[0] >= '1' && s[0] <= '5') && tolower((unsigned char)s[1]) == 'x' &&
         tolower((unsigned char)s[2]) == 'x') {
         out->lo = (uint16_t)((s[0] - '0') * 100);

@@ -12,6 +12,7 @@
  * default URL and any URL derived from the listen address are literals. */
 #include "healthagg/commands.h"
 #include "healthagg/parse.h"
+#include "healthagg/quote.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,18 +106,14 @@ static int resolve(const ha_url *u, struct sockaddr_storage *ss, socklen_t *len)
     return 0;
 }
 
-/* Copies the first line of `s` (up to len) into out, dropping control characters. */
+/* The first line of `s` (up to len) as printable UTF-8, cut on a character boundary: the
+ * verdict line must stay one valid line whatever the other end sent. */
 static void first_line(const char *s, size_t len, char *out, size_t outlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 1 < outlen; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n' || c == '\r')
-            break;
-        if (c >= 0x20 && c != 0x7f)
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
+    size_t n = 0;
+    while (n < len && s[n] != '\n' && s[n] != '\r')
+        n++;
+    ha_printable(out, outlen, s, n);
 }
 
 static int unhealthy(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -91,8 +91,8 @@ static uint32_t decode(const unsigned char *u, size_t n)
 
 /* The text that shows the input at i: the character itself or its escape (in esc). Returns
  * how many input bytes it stands for. */
-static size_t piece_at(const char *in, size_t len, size_t i, char esc[8], const char **piece,
-                       size_t *plen)
+static size_t piece_at(const char *in, size_t len, size_t i, bool quotes, char esc[8],
+                       const char **piece, size_t *plen)
 {
     const unsigned char *u = (const unsigned char *)in + i;
     size_t n = ha_utf8_char_len(in + i, len - i);
@@ -105,7 +105,7 @@ static size_t piece_at(const char *in, size_t len, size_t i, char esc[8], const 
     uint32_t cp = decode(u, n);
     *piece = (const char *)u;
     *plen = n;
-    if (cp == '\\' || cp == '"') {
+    if (quotes && (cp == '\\' || cp == '"')) {
         esc[0] = '\\';
         esc[1] = (char)cp;
         *piece = esc;
@@ -127,7 +127,7 @@ static size_t piece_at(const char *in, size_t len, size_t i, char esc[8], const 
     return n;
 }
 
-size_t ha_quote(char *out, size_t outlen, const char *in, size_t len)
+static size_t quote(char *out, size_t outlen, const char *in, size_t len, bool quotes)
 {
     if (outlen == 0)
         return 0;
@@ -136,14 +136,14 @@ size_t ha_quote(char *out, size_t outlen, const char *in, size_t len)
     const char *piece;
     size_t plen, total = 0;
     for (size_t i = 0; i < len && total < outlen;) {
-        i += piece_at(in, len, i, esc, &piece, &plen);
+        i += piece_at(in, len, i, quotes, esc, &piece, &plen);
         total += plen;
     }
     /* When the whole quote does not fit, keep room for "..." after the last piece shown. */
     size_t room = total < outlen ? outlen - 1 : outlen - 1 - (outlen > sizeof(dots) - 1 ? 3 : 0);
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = piece_at(in, len, i, esc, &piece, &plen);
+        size_t n = piece_at(in, len, i, quotes, esc, &piece, &plen);
         if (o + plen > room)
             break;
         memcpy(out + o, piece, plen);
@@ -156,6 +156,16 @@ size_t ha_quote(char *out, size_t outlen, const char *in, size_t len)
     }
     out[o] = '\0';
     return o;
+}
+
+size_t ha_quote(char *out, size_t outlen, const char *in, size_t len)
+{
+    return quote(out, outlen, in, len, true);
+}
+
+size_t ha_printable(char *out, size_t outlen, const char *in, size_t len)
+{
+    return quote(out, outlen, in, len, false);
 }
 
 char *ha_json_fix_utf8(char *text)

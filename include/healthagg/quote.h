@@ -27,6 +27,9 @@ void ha_utf8_trim_partial(char *s);
  * fit in outlen, it is cut on a character (or escape) boundary and ends with "...".
  * Returns the length written. */
 size_t ha_quote(char *out, size_t outlen, const char *in, size_t len);
+/* The same without escaping \ and " (for text that is not inside quotes, such as a reason read
+ * back from the sidecar). */
+size_t ha_printable(char *out, size_t outlen, const char *in, size_t len);
 
 /* For JSON text (as cJSON prints it): replaces every byte that is not well-formed UTF-8 by the
  * escape \ufffd. Non-ASCII bytes only occur inside JSON strings, so the result is valid JSON.

@@ -8,6 +8,7 @@
  * answer for an attempt that already timed out is dropped. IP literals and "localhost" skip
  * the resolver entirely - in an awsvpc task almost every target is 127.0.0.1. */
 #include "healthagg/check.h"
+#include "healthagg/quote.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +74,7 @@ static void finish_va(ha_probe *p, bool ok, int http_status, const char *fmt, va
     p->inconclusive = false;
     r.latency_us = (uv_hrtime() - p->start_ns) / 1000;
     vsnprintf(r.reason, sizeof(r.reason), fmt, ap);
+    ha_utf8_trim_partial(r.reason); /* a long reason is cut on a character boundary */
     p->phase = HA_PHASE_IDLE;
     if (!p->shutting_down)
         p->done(p, &r);

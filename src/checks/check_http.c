@@ -7,6 +7,7 @@
  * end). The body, when `expect_body` is set, is searched incrementally (KMP), so a match
  * that straddles two reads is still found without buffering the body. */
 #include "healthagg/check.h"
+#include "healthagg/quote.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,13 +67,14 @@ static void verdict(ha_probe *p, bool truncated)
         return;
     }
     if (p->cfg->expect_body[0] && !p->body_matched) {
+        char shown[48]; /* cut on a character boundary, newlines and such escaped */
+        ha_quote(shown, sizeof(shown), p->cfg->expect_body, strlen(p->cfg->expect_body));
         if (truncated)
             ha_probe_finish(p, false, status,
-                            "body did not match \"%.40s\" in the first %u bytes (HTTP %d)",
-                            p->cfg->expect_body, p->cfg->max_response_bytes, status);
+                            "body did not match \"%s\" in the first %u bytes (HTTP %d)", shown,
+                            p->cfg->max_response_bytes, status);
         else
-            ha_probe_finish(p, false, status, "body did not match \"%.40s\" (HTTP %d)",
-                            p->cfg->expect_body, status);
+            ha_probe_finish(p, false, status, "body did not match \"%s\" (HTTP %d)", shown, status);
         return;
     }
     ha_probe_finish(p, true, status, "HTTP %d", status);

@@ -5,6 +5,7 @@
  * not per request. */
 #include "healthagg/render.h"
 
+#include "healthagg/quote.h"
 #include "healthagg/timeutil.h"
 
 #include <cJSON.h>
@@ -169,7 +170,7 @@ ha_response *ha_render_health(const ha_view *v)
             goto out;
         cJSON_AddItemToArray(arr, entry);
     }
-    text = cJSON_PrintUnformatted(root);
+    text = ha_json_fix_utf8(cJSON_PrintUnformatted(root)); /* always valid UTF-8 JSON */
     if (!text)
         goto out;
     size_t len = strlen(text);

@@ -1,6 +1,8 @@
 /* aggregate.c - folds per-check states into the task's verdict and its one-line reason. */
 #include "healthagg/aggregate.h"
 
+#include "healthagg/quote.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -62,8 +64,13 @@ static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_co
         if (w < 0)
             break;
         if ((size_t)w >= len - off) {
-            if (len >= 4)
-                memcpy(buf + len - 4, "...", 4);
+            if (len >= 4) { /* cut on a character boundary, then mark the cut */
+                buf[len - 4] = '\0';
+                ha_utf8_trim_partial(buf);
+                size_t end = strlen(buf);
+                memcpy(buf + end, "...", 4);
+                return end + 3;
+            }
             return len - 1;
         }
         off += (size_t)w;

@@ -8,6 +8,11 @@ A test file defines functions decorated with @test and ends with `run(__name__)`
     python3 test_X.py --healthagg build/healthagg --testapp build/tests/testapp/testapp [-k NAME]
 Each test gets a fresh Ctx (its processes), a wall-clock limit (SIGALRM), and on failure prints
 what was expected, what was seen, and the last log lines of every healthagg it started.
+
+Output guard (every test, whatever it asserts): every stdout line of `healthagg serve` must be
+strict UTF-8 and one JSON object; every /health body fetched from a healthagg must be strict
+UTF-8 JSON and every /readyz body strict UTF-8 on one line; `probe` and `check` output must be
+strict UTF-8. A test that saw a violation fails even if its own assertions held.
 """
 import argparse
 import http.client
@@ -25,6 +30,32 @@ import traceback
 HEALTHAGG = None
 TESTAPP = None
 TEST_LIMIT_S = 40  # per test; ctest's TIMEOUT bounds the file
+VIOLATIONS = []  # output guard findings of the running test (see the module docstring)
+HEALTHAGG_PORTS = set()  # ports of healthagg processes started by the running test
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(raw, what):
+    """Parses bytes as strict UTF-8 JSON (no NaN/Infinity); records a violation and returns
+    None when they are not."""
+    try:
+        return json.loads(raw.decode("utf-8", "strict"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as e:
+        VIOLATIONS.append(f"{what}: not strict UTF-8 JSON ({e}): {raw[:300]!r}")
+        return None
+
+
+def strict_utf8(raw, what, one_line=False):
+    try:
+        text = raw.decode("utf-8", "strict")
+    except UnicodeDecodeError as e:
+        VIOLATIONS.append(f"{what}: not UTF-8 ({e}): {raw[:300]!r}")
+        return
+    if one_line and "\n" in text.rstrip("\n"):
+        VIOLATIONS.append(f"{what}: more than one line: {raw[:300]!r}")
 
 
 class TestFailure(Exception):
@@ -81,9 +112,10 @@ def poll(fn, ok, timeout, what, interval=0.02):
 class Proc:
     """A child process whose stdout/stderr are collected line by line by reader threads."""
 
-    def __init__(self, name, argv, env=None):
+    def __init__(self, name, argv, env=None, json_lines=False):
         self.name = name
         self.argv = argv
+        self.json_lines = json_lines  # stdout must be JSON lines (the output guard)
         full_env = dict(os.environ)
         for k in ("HEALTHAGG_LISTEN", "HEALTHAGG_CONFIG", "HEALTHAGG_CONFIG_FILE"):
             full_env.pop(k, None)  # tests opt in to these explicitly
@@ -102,6 +134,13 @@ class Proc:
 
     def _pump(self, stream, sink):
         for raw in iter(stream.readline, b""):
+            what = f"{self.name} (pid {self.p.pid}) {'stdout' if sink is self.lines else 'stderr'}"
+            if self.json_lines and sink is self.lines:
+                obj = strict_json(raw, f"{what} line")
+                if obj is not None and not isinstance(obj, dict):
+                    VIOLATIONS.append(f"{what} line is not a JSON object: {raw[:300]!r}")
+            else:
+                strict_utf8(raw, f"{what} line")
             with self.cond:
                 sink.append(raw.decode("utf-8", "replace").rstrip("\n"))
                 self.cond.notify_all()
@@ -178,7 +217,7 @@ class Healthagg:
 
     def __init__(self, ctx, args, env=None, listen="127.0.0.1:0"):
         argv = [HEALTHAGG, "serve"] + (["--listen", listen] if listen else []) + list(args)
-        self.proc = ctx.spawn("healthagg", argv, env)
+        self.proc = ctx.spawn("healthagg", argv, env, json_lines=True)
         ctx.healthaggs.append(self)
         line = self.proc.wait_line(lambda l: '"startup"' in l, 5, "the startup log line")
         self.startup = json.loads(line)
@@ -187,6 +226,7 @@ class Healthagg:
         expect(m, f"startup line: expected listen '127.0.0.1:<port>', saw {line}")
         self.port = int(m.group(1))
         expect(self.port != 0, "startup line reports port 0, not the bound port")
+        HEALTHAGG_PORTS.add(self.port)
 
     def events(self, event=None, **fields):
         """Parsed log lines, optionally filtered by event and exact field values."""
@@ -237,8 +277,8 @@ class Ctx:
         self.healthaggs = []
         self.sockets = []
 
-    def spawn(self, name, argv, env=None):
-        p = Proc(name, argv, env)
+    def spawn(self, name, argv, env=None, json_lines=False):
+        p = Proc(name, argv, env, json_lines)
         self.procs.append(p)
         return p
 
@@ -269,6 +309,7 @@ class Ctx:
             p.kill()
         for s in self.sockets:
             s.close()
+        self.procs, self.sockets = [], []
 
 
 def http_request(method, port, path, timeout=2, headers=None, body=None):
@@ -278,6 +319,12 @@ def http_request(method, port, path, timeout=2, headers=None, body=None):
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         body = r.read()
+        if port in HEALTHAGG_PORTS and method == "GET":
+            route = path.split("?")[0]
+            if route == "/health":
+                strict_json(body, f"/health body (port {port})")
+            elif route in ("/readyz", "/livez"):
+                strict_utf8(body, f"{route} body (port {port})", one_line=True)
         return r.status, {k.lower(): v for k, v in r.getheaders()}, body
     finally:
         c.close()
@@ -325,6 +372,9 @@ def cli(args, env=None, timeout=10):
     except subprocess.TimeoutExpired as e:
         fail(f"`healthagg {' '.join(args)}` did not finish within {timeout}s "
              f"(stdout so far {e.stdout!r})")
+    if args and args[0] in ("probe", "check"):
+        strict_utf8(r.stdout, f"`healthagg {' '.join(args)}` stdout")
+        strict_utf8(r.stderr, f"`healthagg {' '.join(args)}` stderr")
     return CliResult(r.returncode, r.stdout.decode("utf-8", "replace"),
                      r.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
 
@@ -363,10 +413,16 @@ def run(module_name):
             continue
         ctx = Ctx()
         t0 = time.monotonic()
+        VIOLATIONS.clear()
+        HEALTHAGG_PORTS.clear()
         signal.alarm(TEST_LIMIT_S)
         try:
             fn(ctx)
             signal.alarm(0)
+            ctx.cleanup()  # stops the processes, so their last lines are checked too
+            if VIOLATIONS:
+                fail("output guard: invalid output seen during the test:\n    " +
+                     "\n    ".join(VIOLATIONS[:10]))
             print(f"PASS {fn.__name__} ({time.monotonic() - t0:.2f}s)", flush=True)
         except Exception as e:  # noqa: BLE001 - a test's failure of any kind is reported
             signal.alarm(0)

@@ -136,6 +136,104 @@ def closed_standard_descriptors_serve_runs(ctx):
                 p.wait()
 
 
+# --- item 7 -------------------------------------------------------------------------------------
+
+class RawServer:
+    """A fake peer on 127.0.0.1 for hostile answers: for each connection it reads the request
+    head (up to a blank line), sends `answer` (bytes), then closes (or holds the connection when
+    hold=True). Counts connections."""
+
+    def __init__(self, ctx, answer, hold=False):
+        self.answer, self.hold, self.count, self.held = answer, hold, 0, []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+        ctx.sockets.append(self)
+
+    def _serve(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+
+    def _answer(self, c):
+        try:
+            c.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            answer = self.answer(head) if callable(self.answer) else self.answer
+            c.sendall(answer)
+            if self.hold:
+                self.held.append(c)
+                return
+            c.shutdown(socket.SHUT_WR)
+            c.recv(1024)
+        except OSError:
+            pass
+        c.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+@test
+def quoted_bytes_stay_valid_utf8_on_one_line(ctx):
+    """expect_body quoted in a reason: a 40-byte prefix used to cut "é" in half (invalid JSON in
+    the log and /health) and a newline in it used to break the one-line /readyz answer."""
+    app = ctx.testapp(mode="body:hello")
+    cut = "a" + "\u00e9" * 30  # 61 bytes: any cut at an even byte count splits a character
+    doc = {"defaults": {"interval": "500ms", "timeout": "300ms", "failure_threshold": 1},
+           "checks": [{"name": "cut", "url": app.url, "expect_body": cut},
+                      {"name": "newline", "url": app.url, "expect_body": "ok\nmore\u2028"}]}
+    ha = ctx.healthagg([], env={"HEALTHAGG_CONFIG": json.dumps(doc)})
+    t = ha.wait_transition("cut", "fail", 3)
+    expect(t["reason"].startswith('body did not match "a\u00e9\u00e9') and "..." in t["reason"],
+           f"cut reason: {t['reason']!r}")
+    cut_reason = t["reason"]
+    t = ha.wait_transition("newline", "fail", 3)
+    expect_eq(t["reason"], 'body did not match "ok\\nmore\\u2028" (HTTP 200)', "newline reason")
+    st, body = poll(ha.readyz, lambda r: "newline:" in r[1] and "cut:" in r[1], 3,
+                    "/readyz naming both checks")
+    expect(st == 503 and body.count("\n") == 1 and body.endswith("\n"),
+           f"/readyz must be one line: {body!r}")
+    checks = json.loads(ha.get("/health")[2])["checks"]
+    expect_eq((checks["cut"][0]["output"], checks["newline"][0]["output"]),
+              (cut_reason, t["reason"]), "/health outputs")
+    r = cli(["check", app.url])  # the one-shot command quotes the same way
+    expect_eq(r.rc, 0, f"check of {app.url} ({r})")
+
+
+@test
+def probe_output_is_valid_utf8_on_one_line(ctx):
+    """A sidecar (or impostor) answering with long multi-byte or invalid bytes: probe's one line
+    stays valid UTF-8, cut on a character boundary."""
+    long_reason = ("\u00e9" * 400).encode()
+    fake = RawServer(ctx, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: " +
+                     str(len(long_reason)).encode() + b"\r\n\r\n" + long_reason)
+    r = cli(["probe", "--url", f"http://127.0.0.1:{fake.port}/readyz"])
+    expect(r.rc == 1 and r.out.startswith("unhealthy: \u00e9") and len(lines_of(r.out)) == 1,
+           f"probe of a sidecar with a long reason: {r}")
+    garbage = RawServer(ctx, b"\xff\xfe\xc3 not http\r\n\r\n")
+    r = cli(["probe", "--url", f"http://127.0.0.1:{garbage.port}/readyz"])
+    expect(r.rc == 1 and "did not answer like healthagg" in r.out and "\\xFF" in r.out,
+           f"probe of a sidecar answering invalid bytes: {r}")
+
+
 # --- item 10 ------------------------------------------------------------------------------------
 
 @test

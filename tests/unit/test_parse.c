@@ -75,6 +75,17 @@ static void urls(void)
         CHECK(ha_parse_url(bad[i].url, &u, err, sizeof(err)) == -1);
         CHECK_STR_CONTAINS(err, bad[i].msg);
     }
+    /* Valid on the wire: what may not appear in a request target is percent-encoded. */
+    CHECK(ha_parse_url("http://h/caf\xC3\xA9?q=\"<>\\^`{|}%2F", &u, err, sizeof(err)) == 0);
+    CHECK(strcmp(u.path, "/caf%C3%A9?q=%22%3C%3E%5C%5E%60%7B%7C%7D%2F") == 0);
+    CHECK(ha_parse_url("http://h/a%zz", &u, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "%25");
+    CHECK(ha_parse_url("http://h/a%4", &u, err, sizeof(err)) == -1);
+    CHECK(ha_parse_url("http://h/\xFF", &u, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "not valid UTF-8");
+    CHECK(ha_parse_url("http://user:pw@h/", &u, err, sizeof(err)) == -1);
+    CHECK_STR_CONTAINS(err, "\"headers\"");
+    CHECK(ha_parse_url("http://h/x@y", &u, err, sizeof(err)) == 0); /* '@' in the path is fine */
     char longpath[2000] = "http://h/";
     memset(longpath + 9, 'a', 1500);
     longpath[1509] = '\0';
@@ -114,6 +125,13 @@ static void statuses(void)
                          "6xx", "200-", "-200", "abc",     "200-3999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(ha_parse_status_range(bad[i], &r, err, sizeof(err)) == -1);
+    /* 1xx answers are interim, never the verdict: a check expecting one could never pass. */
+    const char *interim[] = {"100", "101", "1xx", "100-299", "103"};
+    for (size_t i = 0; i < sizeof(interim) / sizeof(interim[0]); i++) {
+        err[0] = '\0';
+        CHECK(ha_parse_status_range(interim[i], &r, err, sizeof(err)) == -1);
+        CHECK_STR_CONTAINS(err, "interim");
+    }
     unsigned n;
     CHECK(ha_parse_uint("3", 1, 10, &n, err, sizeof(err)) == 0 && n == 3);
     CHECK(ha_parse_uint("0", 1, 10, &n, err, sizeof(err)) == -1);
