@@ -44,7 +44,7 @@ say() { echo "bench: $*" >&2; }
 # 1. Tools, from the distribution. -----------------------------------------------------------
 packages=(nginx-light wrk hyperfine curl busybox-static prometheus-blackbox-exporter valgrind
           musl-tools time strace python3 cmake gcc make pkg-config libuv1-dev libcjson-dev
-          node-llhttp binutils)
+          libnghttp2-dev node-llhttp binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")

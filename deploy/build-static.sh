@@ -2,11 +2,11 @@
 # shellcheck disable=SC2086,SC2046,SC2016  # flag strings split on purpose; apt --format is literal
 # deploy/build-static.sh: build a fully static, stripped healthagg with musl.
 #
-# libuv and cJSON are built from Debian *source* packages (apt-get source through a deb-src list
-# private to the build directory: the machine's apt configuration is never edited), llhttp from
-# Debian's node-llhttp sources. Everything downloaded or built lives under the build directory
-# (default: build-static/ at the top of the repository, which git ignores); nothing third-party
-# is ever written into the source tree.
+# libuv, cJSON and nghttp2 (library only) are built from Debian *source* packages (apt-get source
+# through a deb-src list private to the build directory: the machine's apt configuration is never
+# edited), llhttp from Debian's node-llhttp sources. Everything downloaded or built lives under the
+# build directory (default: build-static/ at the top of the repository, which git ignores);
+# nothing third-party is ever written into the source tree.
 #
 # Idempotent: packages already installed are not reinstalled, sources already fetched are not
 # fetched again, and dependencies already built for the same source version and flags are reused.
@@ -181,9 +181,10 @@ fetch_source() {
 
 fetch_source libuv1
 fetch_source cjson
+fetch_source nghttp2
 
 # ---------------------------------------------------------------------------------------------
-# 3. Static libuv and cJSON with musl-gcc into a private prefix (libraries + .pc files).
+# 3. Static libuv, cJSON and nghttp2 with musl-gcc into a private prefix (libraries + .pc files).
 # ---------------------------------------------------------------------------------------------
 mkdir -p "$prefix"
 # build_dep NAME SRC CMAKE-ARGS...: configure, build and install unless already done for the same
@@ -215,11 +216,17 @@ build_dep() {
 build_dep libuv1 "$srcdir/libuv1/" -DLIBUV_BUILD_TESTS=OFF -DLIBUV_BUILD_BENCH=OFF
 build_dep cjson "$srcdir/cjson/" -DBUILD_SHARED_LIBS=OFF -DENABLE_CJSON_TEST=OFF \
   -DENABLE_CJSON_UTILS=OFF -DENABLE_TARGET_EXPORT=OFF
+# nghttp2: the library alone (no tools, examples, docs, HTTP/3 or threads), static only. Its server
+# half is compiled too (the library has no client-only switch); --gc-sections drops every function
+# healthagg does not call, so the binary carries only the client path.
+build_dep nghttp2 "$srcdir/nghttp2/" -DENABLE_LIB_ONLY=ON -DENABLE_STATIC_LIB=ON \
+  -DENABLE_SHARED_LIB=OFF -DENABLE_THREADS=OFF -DENABLE_DOC=OFF -DENABLE_HTTP3=OFF \
+  -DENABLE_FAILMALLOC=OFF -DWITH_JEMALLOC=OFF -DWITH_LIBXML2=OFF
 rm -f "$prefix"/lib/*.so "$prefix"/lib/*.so.*
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 export PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig"
-for m in libuv-static libcjson; do
+for m in libuv-static libcjson libnghttp2; do
   pkg-config --exists "$m" || die "pkg-config cannot find $m in $PKG_CONFIG_LIBDIR"
 done
 
