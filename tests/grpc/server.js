@@ -1,0 +1,85 @@
+// tests/grpc/server.js - the real gRPC server the grpc:// tests run against.
+//
+// @grpc/grpc-js with the grpc-health-check package's HealthImplementation (the reference Node
+// health service), on 127.0.0.1, an ephemeral port unless --port is given. Modes:
+//   health    (default) the health service; statuses set with --status and at run time
+//   nohealth  a gRPC server with no service at all: every call is UNIMPLEMENTED
+//   goaway    node's own HTTP/2 server that answers every request with GOAWAY (ENHANCE_YOUR_CALM)
+//   hang      node's own HTTP/2 server that accepts requests and never answers them
+// Prints "listening PORT" on stdout once bound. Control lines on stdin, each answered "ok" (or
+// "error: ..."):
+//   set SERVICE STATUS   SERVING | NOT_SERVING | UNKNOWN | SERVICE_UNKNOWN ("-" is the "" service)
+//   clear SERVICE        forget the service: Check answers NOT_FOUND for it again
+// It exits when stdin closes, so a test that dies cannot leave it behind.
+//
+// Usage: node server.js [--mode M] [--port P] [--status SERVICE=STATUS]...
+'use strict';
+const http2 = require('http2');
+const readline = require('readline');
+
+const args = process.argv.slice(2);
+let mode = 'health';
+let port = 0;
+const initial = {};
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  const v = args[i + 1];
+  if (a === '--mode') { mode = v; i++; }
+  else if (a === '--port') { port = Number(v); i++; }
+  else if (a === '--status') {
+    const eq = v.lastIndexOf('=');
+    initial[name(v.slice(0, eq))] = v.slice(eq + 1);
+    i++;
+  } else { fail(`unknown argument ${a}`); }
+}
+
+function name(s) { return s === '-' ? '' : s; }
+function fail(msg) { process.stderr.write(`server.js: ${msg}\n`); process.exit(2); }
+
+let health = null;
+let grpcServer = null;
+let rawServer = null;
+
+function listening(p) { process.stdout.write(`listening ${p}\n`); }
+
+if (mode === 'health' || mode === 'nohealth') {
+  const grpc = require('@grpc/grpc-js');
+  grpcServer = new grpc.Server();
+  if (mode === 'health') {
+    const { HealthImplementation } = require('grpc-health-check');
+    health = new HealthImplementation(initial);
+    health.addToServer(grpcServer);
+  }
+  grpcServer.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+    if (err) fail(`bind: ${err.message}`);
+    listening(p);
+  });
+} else if (mode === 'goaway' || mode === 'hang') {
+  rawServer = http2.createServer();
+  rawServer.on('stream', (stream) => {
+    if (mode === 'goaway') stream.session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0,
+                                                  Buffer.from('test server says go away'));
+    // hang: keep the stream open and say nothing
+  });
+  rawServer.on('sessionError', () => {});
+  rawServer.listen(port, '127.0.0.1', () => listening(rawServer.address().port));
+} else {
+  fail(`unknown mode ${mode}`);
+}
+
+const statuses = new Set(['SERVING', 'NOT_SERVING', 'UNKNOWN', 'SERVICE_UNKNOWN']);
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const w = line.trim().split(/\s+/);
+  if (w[0] === 'set' && w.length === 3 && health && statuses.has(w[2])) {
+    health.setStatus(name(w[1]), w[2]);
+  } else if (w[0] === 'clear' && w.length === 2 && health) {
+    // The package has no "remove"; its status map is what Check consults.
+    health.statusMap.delete(name(w[1]));
+  } else {
+    process.stdout.write(`error: cannot do "${line}" in mode ${mode}\n`);
+    return;
+  }
+  process.stdout.write('ok\n');
+});
+rl.on('close', () => process.exit(0));
