@@ -8,6 +8,7 @@
  * one ends the call at once. Trade-off: only the fields we judge are kept (bounded copies of
  * grpc-status and grpc-message); other headers are seen once and dropped. */
 #include "healthagg/grpc_call.h"
+#include "healthagg/quote.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,19 +29,13 @@ static void verdict(ha_grpc_call *g, bool ok, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A header value quoted for a reason: printable ASCII only, at most 40 bytes. */
+/* A header value quoted for a reason: printable, valid UTF-8, at most ~40 bytes. */
 static void quoted(const char *v, size_t len, char *out, size_t cap)
 {
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < len && o + 5 < cap && i < 40; i++)
-        out[o++] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
-    if (len > 40 && o + 5 < cap) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
+    out[0] = '"';
+    size_t n = ha_quote(out + 1, cap - 2 < 44 ? cap - 2 : 44, v, len);
+    out[1 + n] = '"';
+    out[2 + n] = '\0';
 }
 
 static int send_cb(void *ud, const char *data, size_t len)

@@ -9,6 +9,7 @@
  * of guessing. The deframer accepts exactly one uncompressed message of at most
  * HA_GRPC_MESSAGE_MAX bytes: we never offer compression, and a unary call has one answer. */
 #include "healthagg/grpc_codec.h"
+#include "healthagg/quote.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -261,37 +262,6 @@ static int hexval(char c)
     return -1;
 }
 
-/* Length of a valid UTF-8 sequence starting at b (at most `left` bytes), or 0. */
-static size_t utf8_len(const unsigned char *b, size_t left)
-{
-    unsigned char c = b[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (left < n || b[1] < lo || b[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (b[i] < 0x80 || b[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 size_t ha_grpc_percent_decode(const char *in, size_t len, char *out, size_t cap)
 {
     if (cap == 0)
@@ -316,7 +286,7 @@ size_t ha_grpc_percent_decode(const char *in, size_t len, char *out, size_t cap)
         size_t n = 1;
         unsigned char c = dec[k];
         if (c >= 0x80) {
-            n = utf8_len(dec + k, dn - k);
+            n = ha_utf8_char_len((const char *)dec + k, dn - k);
             if (n == 0) {
                 c = '?';
                 n = 1;

@@ -164,12 +164,16 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         c->goaway = true;
         c->goaway_code = f->goaway.error_code;
         c->goaway_last_stream = f->goaway.last_stream_id;
-        if (c->goaway_last_stream < c->stream_id && !c->end_stream) {
-            /* Our request was not processed and never will be on this connection. */
+        /* A graceful GOAWAY (NO_ERROR) that covers our stream lets it finish. Otherwise our
+         * request was not processed, or the peer is tearing the connection down for an error
+         * (RFC 9113 6.8): either way the answer will not come. */
+        bool unprocessed = c->goaway_last_stream < c->stream_id;
+        if (!c->end_stream && (unprocessed || c->goaway_code != NGHTTP2_NO_ERROR)) {
             char dbg[96];
             printable(f->goaway.opaque_data, f->goaway.opaque_data_len, dbg, sizeof(dbg));
             char what[160];
-            snprintf(what, sizeof(what), "request not processed%s%s", dbg[0] ? ", " : "", dbg);
+            snprintf(what, sizeof(what), "%s%s%s", unprocessed ? "request not processed" : "",
+                     unprocessed && dbg[0] ? ", " : "", dbg);
             goaway_reason(c, what);
         }
         break;

@@ -7,7 +7,8 @@
 #
 #   --seconds N   run time per target (default 60; CI uses 60, a longer local run: 3600)
 #   --build-only  compile, don't run
-#   TARGET        fuzz_request, fuzz_http_response, fuzz_config, fuzz_quote (default: all)
+#   TARGET        fuzz_request, fuzz_http_response, fuzz_config, fuzz_quote, fuzz_grpc
+#                 (default: all)
 #
 # Needs clang-14 with libclang-rt-14-dev (libFuzzer), libuv1-dev, libcjson-dev, libnghttp2-dev and
 # Debian's node-llhttp sources in /usr/share/llhttp. Seeds are read from tests/fuzz/corpus/<target>/
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote"
+[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc"
 
 CC=${CC:-}
 if [ -z "$CC" ]; then

@@ -112,7 +112,7 @@ def poll(fn, ok, timeout, what, interval=0.02):
 class Proc:
     """A child process whose stdout/stderr are collected line by line by reader threads."""
 
-    def __init__(self, name, argv, env=None, json_lines=False):
+    def __init__(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL):
         self.name = name
         self.argv = argv
         self.json_lines = json_lines  # stdout must be JSON lines (the output guard)
@@ -123,7 +123,7 @@ class Proc:
         self.lines = []
         self.err_lines = []
         self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=full_env)
         self.threads = [threading.Thread(target=self._pump, args=(self.p.stdout, self.lines),
                                          daemon=True),
@@ -277,8 +277,8 @@ class Ctx:
         self.healthaggs = []
         self.sockets = []
 
-    def spawn(self, name, argv, env=None, json_lines=False):
-        p = Proc(name, argv, env, json_lines)
+    def spawn(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL):
+        p = Proc(name, argv, env, json_lines, stdin)
         self.procs.append(p)
         return p
 

@@ -22,6 +22,7 @@ typedef enum {
     SC_GOAWAY_NONE,   /* GOAWAY(last 0, ENHANCE_YOUR_CALM) */
     SC_GOAWAY_GRACE,  /* GOAWAY(last 1, NO_ERROR), then OK */
     SC_GOAWAY_ERROR,  /* GOAWAY(last 1, INTERNAL_ERROR), nothing more */
+    SC_GOAWAY_CLOSE,  /* GOAWAY(last 1, NO_ERROR), nothing more */
     SC_PING_THEN_OK,  /* PING, then OK */
     SC_BIG_DATA,      /* 4000 bytes of DATA */
     SC_HEADERS_ONLY,  /* response headers, then nothing */
@@ -185,6 +186,10 @@ static int srv_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     case SC_GOAWAY_ERROR:
         CHECK(nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, sv->stream, NGHTTP2_INTERNAL_ERROR, NULL,
                                     0) == 0);
+        break;
+    case SC_GOAWAY_CLOSE:
+        CHECK(nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, sv->stream, NGHTTP2_NO_ERROR, NULL, 0) ==
+              0);
         break;
     case SC_PING_THEN_OK:
         CHECK(nghttp2_submit_ping(s, NGHTTP2_FLAG_NONE, NULL) == 0);
@@ -421,11 +426,19 @@ static void test_goaway(void)
     ha_h2_client_close(&c);
     done_server(&sv);
 
-    /* An error GOAWAY keeps our stream alive until the peer closes: then GOAWAY is the why. */
+    /* An error GOAWAY ends the request even when it covers our stream: the peer is tearing the
+     * connection down. */
     run(SC_GOAWAY_ERROR, 1000, 0, &sv, &c);
+    CHECK(c.state == HA_H2_FAILED && c.error == HA_H2_ERR_GOAWAY);
+    CHECK(strcmp(c.reason, "GOAWAY (INTERNAL_ERROR)") == 0);
+    ha_h2_client_close(&c);
+    done_server(&sv);
+
+    /* A graceful GOAWAY, then the connection closes without the answer. */
+    run(SC_GOAWAY_CLOSE, 1000, 0, &sv, &c);
     CHECK(c.state == HA_H2_RUNNING && c.goaway);
     CHECK(ha_h2_client_eof(&c) == HA_H2_FAILED && c.error == HA_H2_ERR_GOAWAY);
-    CHECK(strcmp(c.reason, "GOAWAY (INTERNAL_ERROR): then the connection closed") == 0);
+    CHECK(strcmp(c.reason, "GOAWAY (NO_ERROR): then the connection closed") == 0);
     ha_h2_client_close(&c);
     done_server(&sv);
 }
