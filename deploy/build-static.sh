@@ -2,11 +2,12 @@
 # shellcheck disable=SC2086,SC2046,SC2016  # flag strings split on purpose; apt --format is literal
 # deploy/build-static.sh: build a fully static, stripped healthagg with musl.
 #
-# libuv, cJSON and nghttp2 (library only) are built from Debian *source* packages (apt-get source
-# through a deb-src list private to the build directory: the machine's apt configuration is never
-# edited), llhttp from Debian's node-llhttp sources. Everything downloaded or built lives under the
-# build directory (default: build-static/ at the top of the repository, which git ignores);
-# nothing third-party is ever written into the source tree.
+# libuv, cJSON, nghttp2 (library only) and zlib (gzip layers for `healthagg lint --image`) are
+# built from Debian *source* packages (apt-get source through a deb-src list private to the build
+# directory: the machine's apt configuration is never edited), llhttp from Debian's node-llhttp
+# sources. Everything downloaded or built lives under the build directory (default:
+# build-static/ at the top of the repository, which git ignores); nothing third-party is ever
+# written into the source tree.
 #
 # Idempotent: packages already installed are not reinstalled, sources already fetched are not
 # fetched again, and dependencies already built for the same source version and flags are reused.
@@ -182,6 +183,7 @@ fetch_source() {
 fetch_source libuv1
 fetch_source cjson
 fetch_source nghttp2
+fetch_source zlib
 
 # ---------------------------------------------------------------------------------------------
 # 3. Static libuv, cJSON and nghttp2 with musl-gcc into a private prefix (libraries + .pc files).
@@ -222,11 +224,34 @@ build_dep cjson "$srcdir/cjson/" -DBUILD_SHARED_LIBS=OFF -DENABLE_CJSON_TEST=OFF
 build_dep nghttp2 "$srcdir/nghttp2/" -DENABLE_LIB_ONLY=ON -DENABLE_STATIC_LIB=ON \
   -DENABLE_SHARED_LIB=OFF -DENABLE_THREADS=OFF -DENABLE_DOC=OFF -DENABLE_HTTP3=OFF \
   -DENABLE_FAILMALLOC=OFF -DWITH_JEMALLOC=OFF -DWITH_LIBXML2=OFF
+# zlib: its own configure script (static only), run on a copy of the source tree because it
+# writes its Makefile and zconf.h in place.
+build_zlib() {
+  local stamp="$prefix/.zlib.stamp" want
+  want="$(cat "$srcdir/zlib.version") | $(musl-gcc -dumpversion) | $size_cflags"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "zlib $(cat "$srcdir/zlib.version"): up to date"
+    return 0
+  fi
+  say "building zlib $(cat "$srcdir/zlib.version") with musl-gcc"
+  local b="$dir/deps/zlib"
+  rm -rf "$b"; mkdir -p "$dir/deps"
+  cp -a "$srcdir/zlib/." "$b"
+  (cd "$b" && CC=musl-gcc CFLAGS="$size_cflags" ./configure --static --prefix="$prefix" \
+     --libdir="$prefix/lib" >"$b.configure.log" 2>&1) ||
+    { cat "$b.configure.log" >&2; die "configuring zlib failed"; }
+  make -C "$b" -j "$jobs" libz.a >"$b.build.log" 2>&1 ||
+    { tail -n 50 "$b.build.log" >&2; die "building zlib failed"; }
+  make -C "$b" install >"$b.install.log" 2>&1 ||
+    { cat "$b.install.log" >&2; die "installing zlib failed"; }
+  printf '%s\n' "$want" > "$stamp"
+}
+build_zlib
 rm -f "$prefix"/lib/*.so "$prefix"/lib/*.so.*
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 export PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig"
-for m in libuv-static libcjson libnghttp2; do
+for m in libuv-static libcjson libnghttp2 zlib; do
   pkg-config --exists "$m" || die "pkg-config cannot find $m in $PKG_CONFIG_LIBDIR"
 done
 

@@ -5,6 +5,7 @@
  * they report every problem, usage errors included, as 1 with a line on stdout. */
 #include "healthagg/commands.h"
 #include "healthagg/config.h"
+#include "healthagg/lint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@ static const char usage_main[] =
     "healthCheck)\n"
     "  check      probe URLs once, no daemon; exit 0 if all pass, 1 if not (a curl replacement)\n"
     "  validate   check a configuration without running it\n"
+    "  lint       check ECS task definitions (and images) for health-check mistakes\n"
     "  version    print the version\n"
     "\n"
     "Run 'healthagg <command> --help' for a command's flags.\n";
@@ -343,6 +345,8 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv);
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc, argv);
+    if (strcmp(cmd, "lint") == 0)
+        return ha_cmd_lint(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("healthagg %s\n", HEALTHAGG_VERSION);
         return 0;

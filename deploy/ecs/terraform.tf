@@ -44,6 +44,10 @@ locals {
     }
     checks = [
       { name = "app", url = "http://127.0.0.1:8080/healthz" },
+      # Non-critical: a hung proxy shows as warn in logs, /health and /metrics, and never
+      # gates the task (the proxy itself waits for healthagg HEALTHY: a critical check of it
+      # would deadlock).
+      { name = "proxy", url = "tcp://127.0.0.1:80", critical = false },
     ]
   }
 
