@@ -548,7 +548,9 @@ static int load_docker(archive *a, ha_image *img, char *err, size_t errlen)
         d = d->next;
     }
     img->layers = i;
-    errf(img->kind, sizeof(img->kind), "docker save tarball");
+    /* go-containerregistry (ko build --tarball, crane pull) names the config by its digest. */
+    errf(img->kind, sizeof(img->kind), "%s",
+         strncmp(cfg_name, "sha256:", 7) == 0 ? "ko/crane tarball" : "docker save tarball");
     rc = 0;
 out:
     cJSON_Delete(cfg);

@@ -432,7 +432,7 @@ static void check_image_command(lint *l, const ctr *c)
             add(l, HA_SEV_ERROR, "image-no-shell", path,
                 "use the exec form [\"CMD\", BINARY, ARGS...] with a binary the image has, or "
                 "let a healthagg sidecar carry the check ([\"CMD\", \"/healthagg\", \"probe\"])",
-                "CMD-SHELL runs /bin/sh -c inside the image, but in %s %s: the check can never "
+                "CMD-SHELL runs /bin/sh -c inside the image, but in %s, %s: the check can never "
                 "run and ECS marks the container UNHEALTHY",
                 img_desc(c, desc, sizeof(desc)), why);
             return;
@@ -465,7 +465,7 @@ static void check_image_command(lint *l, const ctr *c)
         if (not_executable(fs, abs, why, sizeof(why)))
             add(l, HA_SEV_ERROR, "image-cmd-missing", path,
                 "point the command at a binary the image has",
-                "the health check runs %s, but in %s %s: the check can never run", arg1,
+                "the health check runs %s, but in %s, %s: the check can never run", arg1,
                 img_desc(c, desc, sizeof(desc)), why);
     } else if (search_path(fs, pv, arg1, found, sizeof(found)) != 0) {
         add(l, HA_SEV_ERROR, "image-cmd-missing", path,

@@ -170,7 +170,9 @@ def check_health_check(f, where, c, hc):
 
 
 def check_healthagg_config(f, where, text):
-    """HEALTHAGG_CONFIG -> (list of (name, url), start_period seconds or None)."""
+    """HEALTHAGG_CONFIG -> (list of (name, url) of its critical checks, start_period seconds or
+    None). Non-critical checks are left out: a failing or starting one leaves the sidecar ready
+    (warn), so a container it probes may wait for healthagg HEALTHY without a deadlock."""
     try:
         cfg = json.loads(text)
     except ValueError as e:
@@ -206,7 +208,8 @@ def check_healthagg_config(f, where, text):
         if name in names:
             f.add(where, "%s: duplicate check name %r" % (w, name))
         names.add(name)
-        out.append((name, ch["url"]))
+        if ch.get("critical", defaults.get("critical", True)) is not False:
+            out.append((name, ch["url"]))
     sp = parse_duration(defaults.get("start_period", "0s"))
     sps = [parse_duration(ch.get("start_period")) for ch in checks
            if isinstance(ch, dict) and "start_period" in ch]
