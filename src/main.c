@@ -251,6 +251,16 @@ static int cmd_probe(int argc, char **argv)
             printf("unhealthy: cannot tell where the sidecar listens: %s\n", err);
             return 1;
         }
+        if (port == 0) { /* no --url was given: blame where the address came from */
+            static const char fix[] =
+                "asks for port 0 (any free port), where probe cannot find the sidecar; give it a "
+                "fixed port there (e.g. 127.0.0.1:8099) or pass --url";
+            if (in.env_listen && *in.env_listen)
+                printf("unhealthy: HEALTHAGG_LISTEN=%s %s\n", in.env_listen, fix);
+            else
+                printf("unhealthy: the config's \"listen\" %s\n", fix);
+            return 1;
+        }
         /* A sidecar bound to every interface is still reachable on loopback. */
         if (strcmp(host, "0.0.0.0") == 0)
             strcpy(host, "127.0.0.1");

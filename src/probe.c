@@ -205,7 +205,7 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     }
 
     char buf[PROBE_BUF];
-    size_t got = 0;
+    size_t got = 0, head = 0; /* head: where the final answer starts, after interim ones */
     long clen = -1;
     const char *body = NULL;
     for (;;) {
@@ -219,9 +219,18 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
         if (r > 0) {
             got += (size_t)r;
             buf[got] = '\0';
-            if (!body && (body = strstr(buf, "\r\n\r\n")) != NULL) {
-                body += 4;
-                clen = content_length(buf, body);
+            const char *end;
+            while (!body && (end = strstr(buf + head, "\r\n\r\n")) != NULL) {
+                /* An interim answer (100 Continue, 103 Early Hints) may come first: the verdict
+                 * is in the final one after it (101 is final: the sidecar never switches). */
+                const char *h = buf + head;
+                if (memcmp(h, "HTTP/1.", 7) == 0 && h[9] == '1' &&
+                    !(h[10] == '0' && h[11] == '1')) {
+                    head = (size_t)(end + 4 - buf);
+                    continue;
+                }
+                body = end + 4;
+                clen = content_length(h, body);
             }
             if (body && clen >= 0 && (size_t)(buf + got - body) >= (size_t)clen)
                 break;
@@ -233,6 +242,8 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
             break;
         if (errno == EINTR)
             continue;
+        if (errno == ECONNRESET && got == 0)
+            break; /* closed without a word: said below */
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             unhealthy(out, "no answer from the sidecar at %s within %llums", target,
                       (unsigned long long)timeout_ms);
@@ -241,14 +252,25 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
         goto done;
     }
 
-    /* "HTTP/1.x NNN" */
+    if (got == 0) {
+        /* healthagg answers even a connection it refuses (503 "busy"); nothing at all means it
+         * closed before it could, or something else holds the port. */
+        unhealthy(out,
+                  "the sidecar at %s closed the connection without answering: it refuses "
+                  "connections beyond server.max_connections, or it is shutting down",
+                  target);
+        goto done;
+    }
+    /* "HTTP/1.x NNN" of the final answer */
+    const char *h = buf + head;
+    size_t hgot = got - head;
     int status = -1;
-    if (got >= 12 && memcmp(buf, "HTTP/1.", 7) == 0 && buf[8] == ' ' && buf[9] >= '1' &&
-        buf[9] <= '5' && buf[10] >= '0' && buf[10] <= '9' && buf[11] >= '0' && buf[11] <= '9')
-        status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    if (hgot >= 12 && memcmp(h, "HTTP/1.", 7) == 0 && h[8] == ' ' && h[9] >= '1' && h[9] <= '5' &&
+        h[10] >= '0' && h[10] <= '9' && h[11] >= '0' && h[11] <= '9')
+        status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
     if (status < 0) {
         char line[120];
-        first_line(buf, got, line, sizeof(line));
+        first_line(h, hgot, line, sizeof(line));
         unhealthy(out, "%s did not answer like healthagg (\"%s\")", target, line);
         goto done;
     }

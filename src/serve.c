@@ -79,7 +79,9 @@ static void on_info_signal(uv_signal_t *h, int signum)
                 break;
             cJSON_AddStringToObject(e, "name", ctx->config.checks[i].name);
             cJSON_AddStringToObject(e, "state", ha_check_status_name(s->status));
-            cJSON_AddStringToObject(e, "reason", s->has_result ? s->last.reason : "no result yet");
+            char reason[HA_REASON_MAX + 64];
+            ha_state_reason(s, &ctx->config.checks[i], reason, sizeof(reason));
+            cJSON_AddStringToObject(e, "reason", reason);
             cJSON_AddItemToArray(arr, e);
         }
     }
@@ -159,6 +161,52 @@ static void log_startup(const ha_context *ctx)
             cJSON_AddBoolToObject(e, "critical", k->critical);
             cJSON_AddItemToArray(arr, e);
         }
+    }
+    ha_log_emit(o);
+}
+
+/* A plain `healthagg probe` - the ECS healthCheck - finds the sidecar through the environment
+ * (HEALTHAGG_LISTEN, HEALTHAGG_CONFIG, HEALTHAGG_CONFIG_FILE), not through serve's flags. When
+ * --listen or --config put the sidecar elsewhere, the health check would fail for no reason
+ * the app could explain: say so at start. */
+static void warn_probe_mismatch(const ha_context *ctx, const ha_config_inputs *in)
+{
+    ha_config_inputs env;
+    memset(&env, 0, sizeof(env));
+    env.env_file = in->env_file;
+    env.env_inline = in->env_inline;
+    env.env_listen = in->env_listen;
+    char host[64], err[HA_ERR_MAX], url[128], bound_host[64];
+    uint16_t port = 0;
+    int rc = ha_config_listen_only(&env, host, sizeof(host), &port, err, sizeof(err));
+    snprintf(bound_host, sizeof(bound_host), "%s", ctx->config.listen_host);
+    /* Both sides as probe would connect: an any-address listener is reached on loopback. */
+    char *hosts[] = {host, bound_host};
+    for (size_t i = 0; i < 2; i++) {
+        if (strcmp(hosts[i], "0.0.0.0") == 0)
+            strcpy(hosts[i], "127.0.0.1");
+        else if (strcmp(hosts[i], "::") == 0)
+            strcpy(hosts[i], "::1");
+    }
+    if (rc == 0 && port != 0 && port == ctx->config.listen_port && strcmp(host, bound_host) == 0)
+        return;
+    if (rc == 0) {
+        char hp[96];
+        ha_format_hostport(host, strchr(host, ':') != NULL, port, hp, sizeof(hp));
+        snprintf(url, sizeof(url), "http://%s/readyz", hp);
+    }
+    cJSON *o = ha_log_begin("warn", "probe_mismatch");
+    if (o) {
+        cJSON_AddStringToObject(o, "listen", ctx->server.bound);
+        cJSON_AddStringToObject(o, "probe_would_ask", rc == 0 ? url : err);
+        cJSON_AddStringToObject(
+            o, "reason",
+            ctx->config.listen_port == 0
+                ? "listening on port 0 (any free port): a plain `healthagg probe` cannot find "
+                  "this sidecar; give it a fixed port in HEALTHAGG_LISTEN or the config"
+                : "a plain `healthagg probe` (the ECS healthCheck) reads HEALTHAGG_LISTEN or the "
+                  "config from the environment, not serve's --listen or --config: put the "
+                  "address in HEALTHAGG_LISTEN or the config's \"listen\", or give probe --url");
     }
     ha_log_emit(o);
 }
@@ -255,6 +303,7 @@ int ha_cmd_serve(const ha_config_inputs *in)
     ctx->sighup.data = ctx->sigusr1.data = ctx->sigusr2.data = ctx;
 
     log_startup(ctx);
+    warn_probe_mismatch(ctx, in);
     if ((rc = ha_scheduler_arm(ctx)) != 0) {
         fprintf(stderr, "healthagg: cannot start check timers: %s\n", uv_strerror(rc));
         release(ctx);

@@ -34,6 +34,7 @@ typedef struct ha_cache {
     ha_response *livez_ok, *livez_stale, *readyz_stale;
     ha_response *readyz, *health, *metrics;
     ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body;
+    ha_response *busy; /* 503 for a connection beyond max_connections, then closed */
     bool health_dirty, metrics_dirty;
 } ha_cache;
 

@@ -2,7 +2,8 @@
  *
  * A rendered response is one contiguous, reference-counted buffer holding the status line,
  * headers and body. The server writes it as is (HEAD writes only the first head_len bytes;
- * the last response on a connection uses the stored "Connection: close" head instead),
+ * the last response on a connection uses the stored "Connection: close" head instead, and an
+ * HTTP/1.0 client kept alive the "Connection: keep-alive" one),
  * and holds a reference while a write is in flight so a re-render can't pull it away. */
 #ifndef HEALTHAGG_RENDER_H
 #define HEALTHAGG_RENDER_H
@@ -19,7 +20,8 @@ typedef struct ha_response {
     size_t len;            /* whole response */
     size_t head_len;       /* status line + headers, what HEAD sends */
     size_t close_head_len; /* the same head plus "Connection: close", stored at data + len */
-    char data[];           /* head, body, close head */
+    size_t ka_head_len;    /* plus "Connection: keep-alive" instead (for HTTP/1.0 clients) */
+    char data[];           /* head, body, close head, keep-alive head */
 } ha_response;
 
 /* What the renderers read; filled by the owner of the state. */

@@ -38,9 +38,10 @@ typedef struct ha_check_state {
     uint64_t inconclusive_total;
     bool has_result;
     ha_result last;
-    uint64_t last_wall_ms;         /* when `last` was observed */
-    uint64_t last_success_wall_ms; /* 0 = never */
-    uint64_t started_mono_ms;      /* start of the start period */
+    char last_failure[HA_REASON_MAX]; /* reason of the last failed probe ("" = none yet) */
+    uint64_t last_wall_ms;            /* when `last` was observed */
+    uint64_t last_success_wall_ms;    /* 0 = never */
+    uint64_t started_mono_ms;         /* start of the start period */
 } ha_check_state;
 
 const char *ha_check_status_name(ha_check_status s);
@@ -48,5 +49,10 @@ void ha_state_init(ha_check_state *s, uint64_t now_mono_ms);
 /* Applies one result; returns true when `status` changed. */
 bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result *r,
                     uint64_t now_mono_ms, uint64_t now_wall_ms);
+/* The reason to show for the check's current state: the last probe's reason, "no result yet",
+ * or, for a failing check that has started passing again but not yet `success_threshold`
+ * times, "recovering: 1/3 successes (last failure: HTTP 503)" - its last probe passed, but the
+ * check still fails, and "HTTP 200" alone would not say why. Cut on a character boundary. */
+void ha_state_reason(const ha_check_state *s, const ha_check_config *c, char *buf, size_t len);
 
 #endif

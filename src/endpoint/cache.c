@@ -62,12 +62,19 @@ int ha_cache_init(ha_context *ctx)
     c->bad_request = plain(400, "Connection: close\r\n", "bad request\n");
     c->too_large = plain(431, "Connection: close\r\n", "request headers too large\n");
     c->has_body = plain(413, "Connection: close\r\n", "health requests take no body\n");
+    char busy[160];
+    snprintf(busy, sizeof(busy),
+             "busy: healthagg is at server.max_connections (%u open connections); this one was "
+             "refused\n",
+             ctx->config.limits.max_connections);
+    c->busy = plain(503, "Connection: close\r\n", busy);
     ha_view v = make_view(ctx);
     c->readyz = ha_render_readyz(&v);
     c->health = ha_render_health(&v);
     c->metrics = ha_render_metrics(&v);
     if (!c->livez_ok || !c->livez_stale || !c->readyz_stale || !c->not_found || !c->bad_method ||
-        !c->bad_request || !c->too_large || !c->has_body || !c->readyz || !c->health || !c->metrics)
+        !c->bad_request || !c->too_large || !c->has_body || !c->busy || !c->readyz || !c->health ||
+        !c->metrics)
         return -1;
     return 0;
 }
@@ -77,7 +84,7 @@ void ha_cache_free(ha_context *ctx)
     ha_cache *c = &ctx->cache;
     ha_response **all[] = {&c->livez_ok,    &c->livez_stale, &c->readyz_stale, &c->readyz,
                            &c->health,      &c->metrics,     &c->not_found,    &c->bad_method,
-                           &c->bad_request, &c->too_large,   &c->has_body};
+                           &c->bad_request, &c->too_large,   &c->has_body,     &c->busy};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         ha_response_unref(*all[i]);
         *all[i] = NULL;

@@ -46,14 +46,18 @@ ha_response *ha_response_new(int status, const char *content_type, const char *e
     const char *extra = extra_headers ? extra_headers : "";
     /* The second head is sent with the response that ends a connection (keep-alive cap,
      * client asked to close): the client must learn not to send on it again. */
-    const char *close = strstr(extra, "Connection: close\r\n") ? "" : "Connection: close\r\n";
+    bool closes = strstr(extra, "Connection: close\r\n") != NULL;
+    const char *close = closes ? "" : "Connection: close\r\n";
+    const char *keep = closes ? "" : "Connection: keep-alive\r\n";
     const char *phrase = reason_phrase(status);
     int head = snprintf(NULL, 0, HEAD_FMT, status, phrase, content_type, body_len, extra, "");
     int close_head =
         snprintf(NULL, 0, HEAD_FMT, status, phrase, content_type, body_len, extra, close);
-    if (head < 0 || close_head < 0)
+    int ka_head = snprintf(NULL, 0, HEAD_FMT, status, phrase, content_type, body_len, extra, keep);
+    if (head < 0 || close_head < 0 || ka_head < 0)
         return NULL;
-    ha_response *r = malloc(sizeof(*r) + (size_t)head + body_len + (size_t)close_head + 1);
+    ha_response *r =
+        malloc(sizeof(*r) + (size_t)head + body_len + (size_t)close_head + (size_t)ka_head + 1);
     if (!r)
         return NULL;
     r->refs = 1;
@@ -61,12 +65,15 @@ ha_response *ha_response_new(int status, const char *content_type, const char *e
     r->head_len = (size_t)head;
     r->len = (size_t)head + body_len;
     r->close_head_len = (size_t)close_head;
+    r->ka_head_len = (size_t)ka_head;
     snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, phrase, content_type, body_len, extra,
              "");
     if (body_len)
         memcpy(r->data + head, body, body_len);
     snprintf(r->data + r->len, (size_t)close_head + 1, HEAD_FMT, status, phrase, content_type,
              body_len, extra, close);
+    snprintf(r->data + r->len + close_head, (size_t)ka_head + 1, HEAD_FMT, status, phrase,
+             content_type, body_len, extra, keep);
     return r;
 #undef HEAD_FMT
 }
@@ -121,7 +128,8 @@ static cJSON *health_check_entry(const ha_check_config *c, const ha_check_state 
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    char when[HA_RFC3339_MAX];
+    char when[HA_RFC3339_MAX], reason[HA_REASON_MAX + 64];
+    ha_state_reason(s, c, reason, sizeof(reason));
     bool ok = cJSON_AddStringToObject(o, "componentType",
                                       c->url.scheme == HA_SCHEME_HTTP ? "http" : "tcp") &&
               cJSON_AddStringToObject(o, "componentId", c->url_text) &&
@@ -133,7 +141,7 @@ static cJSON *health_check_entry(const ha_check_config *c, const ha_check_state 
         ok = cJSON_AddNumberToObject(o, "observedValue", (double)s->last.latency_us / 1000.0) &&
              cJSON_AddStringToObject(o, "observedUnit", "ms") &&
              cJSON_AddStringToObject(o, "time", when) &&
-             cJSON_AddStringToObject(o, "output", s->last.reason);
+             cJSON_AddStringToObject(o, "output", reason);
     } else if (ok) {
         ok = cJSON_AddStringToObject(o, "output", "no result yet") != NULL;
     }

@@ -14,10 +14,12 @@
 
 #include "healthagg/context.h"
 
+#include <ctype.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define HA_CONN_QUEUE 3 /* +1 buffer for a closing head: libuv keeps 4 buffers inline */
 #define HA_CONN_RBUF 2048
@@ -27,9 +29,15 @@
 
 typedef struct queued_response {
     ha_response *resp;
-    bool head; /* HEAD: send only the header part */
-    bool last; /* the connection closes after it: send the "Connection: close" head */
+    bool head;       /* HEAD: send only the header part */
+    bool last;       /* the connection closes after it: send the "Connection: close" head */
+    bool keep_alive; /* an HTTP/1.0 keep-alive request kept open: say "Connection: keep-alive" */
 } queued_response;
+
+/* Where on_url is in the request target: an absolute-form target ("http://host/readyz", which
+ * a server must accept per RFC 9112 section 3.2.2) has its scheme and authority dropped as it
+ * streams in, so routing sees only the path, as for the usual origin-form "/readyz". */
+enum { URL_PREFIX, URL_AUTHORITY, URL_PATH };
 
 struct ha_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
@@ -51,6 +59,7 @@ struct ha_conn {
     char path[HA_PATH_BUF];
     size_t path_len;
     bool path_truncated;
+    unsigned char url_state; /* URL_PREFIX, URL_AUTHORITY or URL_PATH */
     char rbuf[HA_CONN_RBUF];
 };
 
@@ -83,6 +92,7 @@ static int on_message_begin(llhttp_t *p)
     c->header_bytes = 0;
     c->path_len = 0;
     c->path_truncated = false;
+    c->url_state = URL_PREFIX;
     return 0;
 }
 
@@ -91,6 +101,34 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     ha_conn *c = p->data;
     if (over_header_limit(c, len))
         return -1;
+    while (len > 0 && c->url_state != URL_PATH) {
+        char ch = *at++;
+        len--;
+        if (c->url_state == URL_AUTHORITY) { /* skip "host:port" up to the path or query */
+            if (ch == '/' || ch == '?') {
+                c->url_state = URL_PATH;
+                if (ch == '?')
+                    c->path[c->path_len++] = '/';
+                c->path[c->path_len++] = ch;
+                c->path[c->path_len] = '\0';
+            }
+            continue;
+        }
+        /* URL_PREFIX: is this "http://" or "https://" (any case)? The bytes are kept in case
+         * it is not; the buffer is far longer than the prefix. */
+        c->path[c->path_len++] = (char)tolower((unsigned char)ch);
+        c->path[c->path_len] = '\0';
+        if (strcmp(c->path, "http://") == 0 || strcmp(c->path, "https://") == 0) {
+            c->path_len = 0;
+            c->path[0] = '\0';
+            c->url_state = URL_AUTHORITY;
+        } else if (strncmp("http://", c->path, c->path_len) != 0 &&
+                   strncmp("https://", c->path, c->path_len) != 0) {
+            c->url_state = URL_PATH; /* origin-form (or anything else): keep it as it came */
+        }
+    }
+    if (c->url_state != URL_PATH || len == 0)
+        return 0;
     size_t room = sizeof(c->path) - 1 - c->path_len;
     size_t n = len < room ? len : room;
     memcpy(c->path + c->path_len, at, n);
@@ -159,16 +197,18 @@ static size_t fill_bufs(const queued_response *items, size_t n, uv_buf_t *bufs, 
     for (size_t i = 0; i < n; i++) {
         ha_response *r = items[i].resp;
         size_t body = r->len - r->head_len;
-        if (items[i].last) {
-            bufs[nb++] = uv_buf_init(r->data + r->len, (unsigned)r->close_head_len);
-            *total += r->close_head_len;
+        if (items[i].last || items[i].keep_alive) {
+            size_t off = items[i].last ? r->len : r->len + r->close_head_len;
+            size_t hl = items[i].last ? r->close_head_len : r->ka_head_len;
+            bufs[nb++] = uv_buf_init(r->data + off, (unsigned)hl);
+            *total += hl;
         } else {
             bufs[nb++] = uv_buf_init(r->data, (unsigned)r->head_len);
             *total += r->head_len;
         }
         if (!items[i].head && body > 0) {
-            /* The keep-alive head and the body are contiguous: extend instead of adding one. */
-            if (!items[i].last) {
+            /* The usual head and the body are contiguous: extend instead of adding one. */
+            if (!items[i].last && !items[i].keep_alive) {
                 bufs[nb - 1].len += body;
             } else {
                 bufs[nb++] = uv_buf_init(r->data + r->head_len, (unsigned)body);
@@ -187,7 +227,7 @@ static void release_items(const queued_response *items, size_t n)
 
 static void start_write(ha_conn *c, const queued_response *items, size_t n)
 {
-    uv_buf_t bufs[HA_CONN_QUEUE + 1] = {{0}};
+    uv_buf_t bufs[2 * HA_CONN_QUEUE] = {{0}};
     size_t total;
     size_t nb = fill_bufs(items, n, bufs, &total);
     bool closing = n > 0 && items[n - 1].last;
@@ -230,7 +270,10 @@ static int respond(ha_conn *c, ha_response *r, bool head)
     if (!r)
         r = c->srv->ctx->cache.bad_request; /* rendering failed (out of memory) */
     ha_response_ref(r);
-    queued_response q = {r, head, c->close_after_write};
+    /* HTTP/1.0 closes unless both sides say keep-alive: a 1.0 client that asked for it and is
+     * kept must be told, or it waits for a close that never comes. */
+    bool ka10 = !c->close_after_write && c->parser.http_major == 1 && c->parser.http_minor == 0;
+    queued_response q = {r, head, c->close_after_write, ka10};
     if (c->n_inflight == 0) {
         start_write(c, &q, 1);
         return 0;
@@ -383,12 +426,30 @@ static ha_conn *conn_get(ha_server *s)
     return c;
 }
 
+/* A connection beyond max_connections: say so in one non-blocking write, then close, so a
+ * client (and `healthagg probe`) can tell "busy" from "dead". The request bytes already
+ * received are read first: closing with unread data would send a reset, and the client could
+ * lose the answer. Costs no more than a close when the client is gone or slow. */
+static void refuse(ha_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        char sink[1024];
+        for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
+    }
+    ha_response *r = c->srv->ctx->cache.busy;
+    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1); /* best effort: the close follows anyway */
+    conn_close(c);
+}
+
 /* Sets up a connection whose socket is already accepted (or adopted). */
 static void conn_begin(ha_server *s, ha_conn *c)
 {
     if (s->n_active > s->ctx->config.limits.max_connections) {
         s->rejected++;
-        conn_close(c);
+        refuse(c);
         return;
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &request_settings);

@@ -59,7 +59,8 @@ static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_co
     for (size_t i = 0; i < n && off < len; i++) {
         if (cfg[i].critical != critical || st[i].status != status)
             continue;
-        const char *reason = st[i].has_result ? st[i].last.reason : "no result yet";
+        char reason[HA_REASON_MAX + 64];
+        ha_state_reason(&st[i], &cfg[i], reason, sizeof(reason));
         int w = snprintf(buf + off, len - off, "%s%s: %s", first ? "" : "; ", cfg[i].name, reason);
         if (w < 0)
             break;
@@ -103,11 +104,19 @@ void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const h
     case HA_AGG_FAIL:
         append_checks(buf, len, 0, cfg, st, n, true, HA_CHECK_FAIL);
         break;
-    case HA_AGG_STARTING:
-        off = (size_t)snprintf(buf, len, "starting: ");
-        if (off < len)
-            append_checks(buf, len, off, cfg, st, n, true, HA_CHECK_STARTING);
+    case HA_AGG_STARTING: {
+        size_t start = (size_t)snprintf(buf, len, "starting: ");
+        if (start >= len)
+            break;
+        off = append_checks(buf, len, start, cfg, st, n, true, HA_CHECK_STARTING);
+        /* Before the first result every check is starting, critical or not: with only
+         * non-critical checks, name those rather than leave the reason empty. */
+        if (off == start)
+            off = append_checks(buf, len, start, cfg, st, n, false, HA_CHECK_STARTING);
+        if (off == start)
+            snprintf(buf + start, len - start, "no result yet");
         break;
+    }
     case HA_AGG_DRAINING:
         snprintf(buf, len, "draining");
         break;

@@ -1,6 +1,9 @@
 /* state.c - the per-check threshold state machine (see state.h for the rules). */
 #include "healthagg/state.h"
 
+#include "healthagg/quote.h"
+
+#include <stdio.h>
 #include <string.h>
 
 const char *ha_check_status_name(ha_check_status s)
@@ -48,6 +51,7 @@ bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result
             s->status = HA_CHECK_PASS;
     } else {
         s->failures_total++;
+        memcpy(s->last_failure, r->reason, sizeof(s->last_failure));
         s->consecutive_successes = 0;
         bool in_start_period =
             s->status == HA_CHECK_STARTING && now_mono_ms - s->started_mono_ms < c->start_period_ms;
@@ -63,4 +67,19 @@ bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result
         return true;
     }
     return false;
+}
+
+void ha_state_reason(const ha_check_state *s, const ha_check_config *c, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    if (!s->has_result)
+        snprintf(buf, len, "no result yet");
+    else if (s->status == HA_CHECK_FAIL && s->consecutive_successes > 0)
+        snprintf(buf, len, "recovering: %u/%u successes (last failure: %s)",
+                 s->consecutive_successes, c->success_threshold,
+                 s->last_failure[0] ? s->last_failure : "unknown");
+    else
+        snprintf(buf, len, "%s", s->last.reason);
+    ha_utf8_trim_partial(buf);
 }

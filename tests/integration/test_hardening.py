@@ -4,6 +4,7 @@ and HTTP details of the endpoint. The harness itself checks every log line and /
 for strict UTF-8 JSON."""
 import http.server
 import os
+import re
 import signal
 import socket
 import threading
@@ -232,6 +233,161 @@ def probe_output_is_valid_utf8_on_one_line(ctx):
     r = cli(["probe", "--url", f"http://127.0.0.1:{garbage.port}/readyz"])
     expect(r.rc == 1 and "did not answer like healthagg" in r.out and "\\xFF" in r.out,
            f"probe of a sidecar answering invalid bytes: {r}")
+
+
+# --- item 8 -------------------------------------------------------------------------------------
+
+@test
+def recovering_check_says_so(ctx):
+    """success_threshold 3: a failing check that passes again reads "recovering: 1/3 successes
+    (last failure: HTTP 503)", not "HTTP 200", in /readyz, /health and probe."""
+    app = ctx.testapp(mode="status:503")
+    ha = ctx.healthagg(serve_args(f"app={app.url}", interval="1s", failure_threshold=1,
+                                  success_threshold=3))
+    ha.wait_transition("app", "fail", 3)
+    app.set_mode("ok")
+    pat = r"app: recovering: [12]/3 successes \(last failure: HTTP 503\)"
+    st, body = poll(ha.readyz, lambda r: "recovering" in r[1], 4, "/readyz to say recovering")
+    expect(st == 503 and re.fullmatch(pat + "\n", body), f"/readyz while recovering: {body!r}")
+    entry = json.loads(ha.get("/health")[2])["checks"]["app"][0]
+    r = probe(ha)
+    expect(r.rc == 1 and re.fullmatch("unhealthy: " + pat + "\n", r.out),
+           f"probe while recovering: {r}")
+    expect(entry["status"] == "pass" or re.fullmatch(pat[len("app: "):], entry["output"]),
+           f"/health while recovering: {entry}")
+    ha.wait_transition("app", "pass", 5)
+
+
+@test
+def starting_with_only_noncritical_checks_names_them(ctx):
+    app = ctx.testapp(mode="hang")
+    doc = {"defaults": {"interval": "5s", "timeout": "2s"},
+           "checks": [{"name": "db", "url": app.url, "critical": False},
+                      {"name": "cache", "url": app.url, "critical": False}]}
+    ha = ctx.healthagg([], env={"HEALTHAGG_CONFIG": json.dumps(doc)})
+    st, body = ha.readyz()
+    if "no result yet" not in body and body.startswith("ok"):
+        print("  (the first results came in before /readyz was asked; nothing to check)")
+        return
+    expect_eq((st, body), (503, "starting: db: no result yet; cache: no result yet\n"),
+              "/readyz before the first result, only non-critical checks")
+
+
+@test
+def probe_says_when_the_sidecar_is_at_max_connections(ctx):
+    app = ctx.testapp()
+    doc = {"checks": [{"name": "app", "url": app.url}], "server": {"max_connections": 1}}
+    ha = ctx.healthagg([], env={"HEALTHAGG_CONFIG": json.dumps(doc)})
+    held = socket.create_connection(("127.0.0.1", ha.port), timeout=3)
+    try:
+        held.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        expect(held.recv(4096).startswith(b"HTTP/1.1 200"), "the held connection is served")
+        r = probe(ha)
+        expect(r.rc == 1 and r.out.startswith("unhealthy: busy: healthagg is at "
+                                              "server.max_connections (1 open connections)"),
+               f"probe of a sidecar at max_connections: {r}")
+    finally:
+        held.close()
+    poll(lambda: probe(ha), lambda r: r.rc == 0, 3, "probe to pass once the connection is gone")
+    # Something that closes without a word is not called a refusal by healthagg.
+    mute = RawServer(ctx, b"")
+    r = probe(mute.port)
+    expect(r.rc == 1 and "closed the connection without answering" in r.out,
+           f"probe of a peer that closes at once: {r}")
+
+
+@test
+def probe_reads_past_interim_answers(ctx):
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+    fake = RawServer(ctx, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                          b"Link: </s.css>; rel=preload\r\n\r\n" + final)
+    r = probe(fake.port)
+    expect_eq((r.rc, r.out), (0, "healthy\n"), "probe of 100 + 103 + 200")
+    fake = RawServer(ctx, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n"
+                          b"Content-Length: 9\r\n\r\napp: down\n")
+    r = probe(fake.port)
+    expect_eq((r.rc, r.out), (1, "unhealthy: app: down\n"), "probe of 100 + 503")
+
+
+@test
+def probe_port_zero_blames_its_source(ctx):
+    r = cli(["probe"], env={"HEALTHAGG_LISTEN": "127.0.0.1:0"})
+    expect(r.rc == 1 and r.out.startswith("unhealthy: HEALTHAGG_LISTEN=127.0.0.1:0 asks for "
+                                          "port 0") and "bad --url" not in r.out,
+           f"probe with HEALTHAGG_LISTEN=127.0.0.1:0: {r}")
+    r = cli(["probe"], env={"HEALTHAGG_CONFIG": '{"listen": "0.0.0.0:0", "checks": []}'})
+    expect(r.rc == 1 and r.out.startswith("unhealthy: the config's \"listen\" asks for port 0"),
+           f"probe with a config listening on port 0: {r}")
+
+
+@test
+def serve_warns_when_a_plain_probe_would_miss_it(ctx):
+    app = ctx.testapp()
+    ha = ctx.healthagg(serve_args(f"app={app.url}"))  # --listen 127.0.0.1:0
+    ev = ha.wait_event(lambda o: o.get("event") == "probe_mismatch", 3, "a probe_mismatch warning")
+    expect(ev["level"] == "warn" and ev["probe_would_ask"] == "http://127.0.0.1:8099/readyz" and
+           "port 0" in ev["reason"], f"probe_mismatch with --listen 127.0.0.1:0: {ev}")
+    other = free_port()
+    ha2 = ctx.healthagg(serve_args(f"app={app.url}"),
+                        env={"HEALTHAGG_LISTEN": f"0.0.0.0:{other}"})
+    ev = ha2.wait_event(lambda o: o.get("event") == "probe_mismatch", 3, "a probe_mismatch warning")
+    expect(ev["probe_would_ask"] == f"http://127.0.0.1:{other}/readyz" and
+           "HEALTHAGG_LISTEN" in ev["reason"], f"probe_mismatch with --listen and HEALTHAGG_LISTEN: "
+           f"{ev}")
+    port = free_port()
+    ha3 = ctx.healthagg(serve_args(f"app={app.url}"), env={"HEALTHAGG_LISTEN": f"127.0.0.1:{port}"},
+                        listen=None)
+    ha3.wait_transition("app", "pass", 3)
+    expect_eq(ha3.events("probe_mismatch"), [], "probe_mismatch when probe finds the sidecar")
+    r = cli(["probe"], env={"HEALTHAGG_LISTEN": f"127.0.0.1:{port}"})
+    expect_eq((r.rc, r.out), (0, "healthy\n"), "plain probe with the same HEALTHAGG_LISTEN")
+
+
+# --- item 9 (endpoint and config side) ---------------------------------------------------------
+
+@test
+def endpoint_accepts_absolute_form_targets(ctx):
+    app = ctx.testapp()
+    ha = ctx.healthagg(serve_args(f"app={app.url}"))
+    ha.wait_transition("app", "pass", 3)
+    for target in (f"http://127.0.0.1:{ha.port}/readyz", "HTTP://sidecar.internal/readyz?x=1",
+                   "http://h/readyz"):
+        out = raw_request(ha.port, f"GET {target} HTTP/1.1\r\nHost: x\r\n"
+                          "Connection: close\r\n\r\n".encode())
+        expect(out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"\r\n\r\nok\n"),
+               f"GET {target}: {out!r}")
+    out = raw_request(ha.port, b"GET http://h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    expect(out.startswith(b"HTTP/1.1 404 "), f"GET http://h (path /): {out!r}")
+
+
+@test
+def http10_keep_alive_is_answered_as_kept(ctx):
+    app = ctx.testapp()
+    ha = ctx.healthagg(serve_args(f"app={app.url}"))
+    ha.wait_transition("app", "pass", 3)
+    with socket.create_connection(("127.0.0.1", ha.port), timeout=3) as c:
+        for i in range(3):
+            c.sendall(b"GET /readyz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            data = b""
+            while not data.endswith(b"ok\n"):
+                chunk = c.recv(4096)
+                expect(chunk, f"request {i}: the connection closed after {data!r}")
+                data += chunk
+            head = data.split(b"\r\n\r\n")[0].lower()
+            expect(b"\r\nconnection: keep-alive" in head,
+                   f"HTTP/1.0 keep-alive request {i}: the answer must say keep-alive: {data!r}")
+    out = raw_request(ha.port, b"GET /readyz HTTP/1.0\r\n\r\n")
+    expect(b"connection: keep-alive" not in out.lower() and out.endswith(b"ok\n"),
+           f"plain HTTP/1.0 request: {out!r}")
+
+
+@test
+def expect_status_rejects_interim_codes(ctx):
+    for status in (101, "1xx", "100-299"):
+        doc = {"checks": [{"name": "app", "url": "http://127.0.0.1:1/", "expect_status": [status]}]}
+        r = cli(["validate"], env={"HEALTHAGG_CONFIG": json.dumps(doc)})
+        expect(r.rc == 2 and "checks[0].expect_status[0]" in r.err and "interim" in r.err,
+               f"expect_status [{status!r}]: {r}")
 
 
 # --- item 10 ------------------------------------------------------------------------------------

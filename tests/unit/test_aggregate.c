@@ -1,5 +1,6 @@
 /* test_aggregate.c - the verdict rules and the one-line summary /readyz and probe print. */
 #include "healthagg/aggregate.h"
+#include "healthagg/quote.h"
 #include "unit.h"
 
 #define N 3
@@ -83,6 +84,39 @@ static void rules(void)
     set(0, HA_CHECK_FAIL, "x");
     set(1, HA_CHECK_STARTING, "y");
     CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_WARN);
+
+    /* Before the first result, with only non-critical checks, the reason names them. */
+    setup();
+    for (int i = 0; i < N; i++) {
+        cfgs[i].critical = false;
+        sts[i].status = HA_CHECK_STARTING;
+        sts[i].has_result = false;
+    }
+    ha_aggregate_summary(HA_AGG_STARTING, cfgs, sts, N, buf, sizeof(buf));
+    CHECK(strcmp(buf, "starting: app: no result yet; cache: no result yet; db: no result yet") ==
+          0);
+    ha_aggregate_summary(HA_AGG_STARTING, cfgs, sts, 0, buf, sizeof(buf));
+    CHECK(strcmp(buf, "starting: no result yet") == 0);
+
+    /* A failing check passing again, but not yet success_threshold times, says so. */
+    setup();
+    cfgs[0].success_threshold = 3;
+    set(0, HA_CHECK_FAIL, "HTTP 200");
+    strcpy(sts[0].last_failure, "HTTP 503");
+    sts[0].consecutive_successes = 1;
+    ha_aggregate_summary(HA_AGG_FAIL, cfgs, sts, N, buf, sizeof(buf));
+    CHECK(strcmp(buf, "app: recovering: 1/3 successes (last failure: HTTP 503)") == 0);
+
+    /* A cut never splits a character. */
+    setup();
+    set(0, HA_CHECK_FAIL, "body did not match \"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\"");
+    for (size_t len = 8; len < 40; len++) {
+        char cut[40];
+        ha_aggregate_summary(HA_AGG_FAIL, cfgs, sts, N, cut, len);
+        size_t n = strlen(cut);
+        CHECK(n < len);
+        CHECK(ha_utf8_invalid_at(cut, n) == n);
+    }
 }
 
 int main(void)

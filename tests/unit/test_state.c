@@ -107,8 +107,35 @@ static void inconclusive(void)
     CHECK(strcmp(s.last.reason, "HTTP 200") == 0);
 }
 
+/* The reason shown while a failing check recovers (issue 8 item 8). */
+static void recovering_reason(void)
+{
+    ha_check_config c = cfg(1, 3, 0);
+    ha_check_state s;
+    ha_result ok = ok_result(), bad = bad_result();
+    char why[HA_REASON_MAX + 64];
+    ha_state_init(&s, 0);
+    ha_state_reason(&s, &c, why, sizeof(why));
+    CHECK(strcmp(why, "no result yet") == 0);
+    ha_state_apply(&s, &c, &bad, 0, 0);
+    CHECK(s.status == HA_CHECK_FAIL);
+    ha_state_reason(&s, &c, why, sizeof(why));
+    CHECK(strcmp(why, "HTTP 503") == 0);
+    ha_state_apply(&s, &c, &ok, 0, 0);
+    ha_state_reason(&s, &c, why, sizeof(why));
+    CHECK(strcmp(why, "recovering: 1/3 successes (last failure: HTTP 503)") == 0);
+    ha_state_apply(&s, &c, &ok, 0, 0);
+    ha_state_reason(&s, &c, why, sizeof(why));
+    CHECK(strcmp(why, "recovering: 2/3 successes (last failure: HTTP 503)") == 0);
+    ha_state_apply(&s, &c, &ok, 0, 0);
+    CHECK(s.status == HA_CHECK_PASS);
+    ha_state_reason(&s, &c, why, sizeof(why));
+    CHECK(strcmp(why, "HTTP 200") == 0);
+}
+
 int main(void)
 {
+    recovering_reason();
     inconclusive();
     thresholds();
     start_period();
