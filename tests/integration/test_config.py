@@ -51,6 +51,23 @@ BAD = [
     ("zero threshold", with_check(failure_threshold=0), ["checks[0].failure_threshold"]),
     ("bad listen", cfg(listen="127.0.0.1:notaport"), ["listen"]),
     ("not JSON", '{"checks": [', [""]),
+    # issue 8 item 6: nothing that silently changes the document; messages that do not mislead
+    ("text after the document",
+     '{"checks": [{"name": "app", "url": "http://127.0.0.1:8080/"}]}},"listen":"0.0.0.0:9"}',
+     ["unexpected text after the JSON document at line 1 column 63"]),
+    ("two documents", json.dumps(cfg()) + "\n" + json.dumps(cfg()),
+     ["unexpected text after the JSON document at line 2 column 1"]),
+    ("a comment after the document", json.dumps(cfg()) + " // prod", ["unexpected text"]),
+    ("empty name", with_check(name=""), ["checks[0].name: empty"]),
+    ("NUL in a string", with_check(expect_body="a\u0000b"), ["\\u0000"]),
+    ("zero threshold says at least 1", with_check(failure_threshold=0),
+     ["checks[0].failure_threshold: 0 must be at least 1"]),
+    ("number printed as given", with_check(max_response_bytes=16777217),
+     ["checks[0].max_response_bytes: 16777217 must be at most 16777216"]),
+    ("listen without host", cfg(listen=":8099"),
+     ["listen: host missing: use 127.0.0.1:8099 or 0.0.0.0:8099"]),
+    ("userinfo in url", with_check(url="http://admin:secret@127.0.0.1:8080/"), ['"headers"']),
+    ("expect_status 1xx", with_check(expect_status=[101]), ["checks[0].expect_status[0]"]),
 ]
 
 
@@ -84,6 +101,20 @@ def validate_rejects_bad_configs(ctx):
             os.unlink(path)
     expect(not problems, f"{len(problems)} of {len(BAD)} bad configs mishandled:\n  " +
            "\n  ".join(problems))
+
+
+@test
+def validate_names_a_directory_and_flag_conflicts(ctx):
+    d = tempfile.mkdtemp()
+    try:
+        r = cli(["validate", "--config", d])
+        expect_invalid(r, [f"--config: {d} is a directory"], "validate --config DIR")
+    finally:
+        os.rmdir(d)
+    r = cli(["validate", "--check", "app=http://127.0.0.1:8080/", "--interval", "1s"])
+    expect_invalid(r, ["--interval 1s: must be longer than the timeout 2s (the built-in default)"],
+                   "validate --interval 1s with the default timeout")
+    expect("checks[0].timeout" not in r.err, f"the flag conflict blames a config field: {r}")
 
 
 @test
