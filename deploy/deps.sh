@@ -3,20 +3,22 @@
 # Debian's packages. Idempotent: installs only what is missing and runs `apt-get update` only
 # then. Needs root (or sudo) when something is missing.
 #   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, libnghttp2-dev, node-llhttp (llhttp's
-#           C sources)
+#           C sources), and what deploy/build-mbedtls.sh needs to fetch Debian trixie's mbedtls
+#           source package through a private deb-src list (dpkg-dev, bzip2, the keyring, gpgv)
 #   tests:  python3 (Debian's, for the integration tests), curl, valgrind, wrk (soak), nodejs + npm
 #           (the gRPC test server, tests/grpc/; skipped when `node` and `npm` are already on PATH,
-#           e.g. from another distribution of Node.js),
+#           e.g. from another distribution of Node.js), openssl and nginx (the TLS peers),
 #           clang-14 + libclang-rt-14-dev (libFuzzer), plus the deploy checks' packages
 #           (tests/deploy/deps.sh); bench/run.sh installs the benchmark peers itself
 #   --only "PKG ...": exactly these packages (how tests/deploy/deps.sh installs its own)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev libnghttp2-dev node-llhttp"
+pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev libnghttp2-dev node-llhttp dpkg-dev bzip2
+      xz-utils debian-archive-keyring gpgv"
 if [ "${1:-}" = "--only" ]; then
   pkgs=$2
 elif [ "${1:-}" = "--tests" ]; then
-  pkgs="$pkgs python3 curl valgrind wrk clang-14 libclang-rt-14-dev"
+  pkgs="$pkgs python3 curl valgrind wrk clang-14 libclang-rt-14-dev openssl nginx"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     pkgs="$pkgs nodejs npm"
   fi

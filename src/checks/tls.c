@@ -59,7 +59,7 @@ struct ha_tls {
     ha_tls_status status;
     const unsigned char *in;
     size_t in_len;
-    unsigned char first[12]; /* the target's first raw bytes, to recognise plain HTTP */
+    unsigned char first[24]; /* the target's first raw bytes, to recognise plain HTTP */
     size_t first_len;
     bool cert_seen; /* the verify callback ran: a full handshake */
     int bad_depth;  /* certificate nearest the leaf with a problem; -1 = none */
@@ -407,6 +407,19 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     return (int)n;
 }
 
+/* Signature algorithms we accept, in our order of preference. RSA PKCS#1 v1.5 comes before
+ * RSA-PSS: a TLS 1.2 server following the client's order (OpenSSL, nginx by default) then signs
+ * with v1.5, which Mbed TLS 3.6 accepts in 1.2, while 1.3 (where v1.5 is not allowed for the
+ * handshake) still gets PSS. Mbed TLS 3.6 offers PSS in a 1.2+1.3 ClientHello but cannot verify
+ * a PSS-signed TLS 1.2 ServerKeyExchange. */
+static const uint16_t sig_algs[] = {
+    MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256, MBEDTLS_TLS1_3_SIG_ECDSA_SECP384R1_SHA384,
+    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA256,       MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA384,
+    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA512,       MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA256,
+    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA384,    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA512,
+    MBEDTLS_TLS1_3_SIG_NONE,
+};
+
 static int seed(ha_tls *t, char *err, size_t errlen)
 {
     mbedtls_entropy_init(&t->entropy);
@@ -547,6 +560,7 @@ int ha_tls_new(ha_tls **out, const ha_tls_options *o, const char *host, const ch
     mbedtls_ssl_conf_min_tls_version(&t->conf, o->min_version == 13 ? MBEDTLS_SSL_VERSION_TLS1_3
                                                                     : MBEDTLS_SSL_VERSION_TLS1_2);
     mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
+    mbedtls_ssl_conf_sig_algs(&t->conf, sig_algs);
     mbedtls_ssl_conf_session_tickets(&t->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
         &t->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
