@@ -8,11 +8,12 @@
 #   --seconds N   run time per target (default 60; CI uses 60, a longer local run: 3600)
 #   --build-only  compile, don't run
 #   TARGET        fuzz_request, fuzz_http_response, fuzz_config, fuzz_quote, fuzz_grpc,
-#                 fuzz_image (default: all)
+#                 fuzz_image, fuzz_tls (default: all)
 #
 # Needs clang-14 with libclang-rt-14-dev (libFuzzer), libuv1-dev, libcjson-dev, libnghttp2-dev,
-# zlib1g-dev and Debian's node-llhttp sources in /usr/share/llhttp. Seeds are read from
-# tests/fuzz/corpus/<target>/
+# zlib1g-dev and Debian's node-llhttp sources in /usr/share/llhttp; Mbed TLS is built by
+# deploy/build-mbedtls.sh into build-fuzz/mbedtls with the same instrumentation. Seeds are read
+# from tests/fuzz/corpus/<target>/
 # (never written); inputs the fuzzer finds go to build-fuzz/corpus/<target>/, crash
 # reproducers to build-fuzz/artifacts/<target>/ (rerun one with build-fuzz/<target> FILE).
 set -eu
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc fuzz_image"
+[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc fuzz_image fuzz_tls"
 
 CC=${CC:-}
 if [ -z "$CC" ]; then
@@ -59,10 +60,15 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$probe" -o "$out/obj/probe" 2>"$
 fi
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# Mbed TLS instrumented like the project code, so coverage guides the fuzzer into its parsers.
+mbedtls=$("$root/deploy/build-mbedtls.sh" --dir "$out/mbedtls" --cc "$CC" \
+    --cflags "-g -O1 $san -fsanitize=fuzzer-no-link")
 cflags="-std=c11 -g -O1 $san -fsanitize=fuzzer-no-link -Wall -Wextra -Wno-unused-parameter
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DHEALTHAGG_VERSION=\"$version\"
-        -I$root/include -I$llhttp_inc $(pkg-config --cflags libuv libcjson libnghttp2 zlib)"
-libs="$(pkg-config --libs libuv libcjson libnghttp2 zlib) -lpthread -ldl -lrt -lm"
+        -I$root/include -I$llhttp_inc -isystem $mbedtls/include
+        $(pkg-config --cflags libuv libcjson libnghttp2 zlib)"
+libs="$(pkg-config --libs libuv libcjson libnghttp2 zlib) $mbedtls/lib/libmbedtls.a
+      $mbedtls/lib/libmbedx509.a $mbedtls/lib/libmbedcrypto.a -lpthread -ldl -lrt -lm"
 
 # Project sources (everything but main.c) and llhttp, compiled once for all targets.
 objs=""
