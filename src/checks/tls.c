@@ -139,7 +139,8 @@ static void common_name(const mbedtls_x509_name *dn, char *out, size_t cap)
     for (const mbedtls_x509_name *n = dn; n; n = n->next) {
         if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
             size_t len = n->val.len < cap - 1 ? n->val.len : cap - 1;
-            memcpy(out, n->val.p, len);
+            if (len > 0)
+                memcpy(out, n->val.p, len);
             out[len] = '\0';
             for (size_t i = 0; i < len; i++)
                 if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
@@ -161,7 +162,8 @@ static void cert_names(const mbedtls_x509_crt *crt, char *out, size_t cap)
         char name[64];
         if (san.type == MBEDTLS_X509_SAN_DNS_NAME) {
             size_t n = b->len < sizeof(name) - 1 ? b->len : sizeof(name) - 1;
-            memcpy(name, b->p, n);
+            if (n > 0)
+                memcpy(name, b->p, n);
             for (size_t i = 0; i < n; i++)
                 if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
                     name[i] = '?';
@@ -206,7 +208,7 @@ static int on_verify(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
         t->bad_not_before = x509_time_unix(&crt->valid_from);
         common_name(&crt->subject, t->bad_subject, sizeof(t->bad_subject));
         t->bad_self_signed =
-            crt->issuer_raw.len == crt->subject_raw.len &&
+            crt->issuer_raw.len == crt->subject_raw.len && crt->issuer_raw.len > 0 &&
             memcmp(crt->issuer_raw.p, crt->subject_raw.p, crt->issuer_raw.len) == 0;
     }
     return 0;
@@ -413,10 +415,14 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
  * handshake) still gets PSS. Mbed TLS 3.6 offers PSS in a 1.2+1.3 ClientHello but cannot verify
  * a PSS-signed TLS 1.2 ServerKeyExchange. */
 static const uint16_t sig_algs[] = {
-    MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256, MBEDTLS_TLS1_3_SIG_ECDSA_SECP384R1_SHA384,
-    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA256,       MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA384,
-    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA512,       MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA256,
-    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA384,    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA512,
+    MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256,
+    MBEDTLS_TLS1_3_SIG_ECDSA_SECP384R1_SHA384,
+    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA256,
+    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA384,
+    MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA512,
+    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA256,
+    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA384,
+    MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA512,
     MBEDTLS_TLS1_3_SIG_NONE,
 };
 

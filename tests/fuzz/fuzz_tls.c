@@ -79,10 +79,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = size - off;
         rng = rng * 1103515245u + 12345u;
         switch (control & 3) {
-        case 1: n = 1; break;
-        case 2: n = 1 + (rng >> 16) % 16; break;
-        case 3: n = 1 + (rng >> 16) % 600; break;
-        default: break;
+        case 1:
+            n = 1;
+            break;
+        case 2:
+            n = 1 + (rng >> 16) % 16;
+            break;
+        case 3:
+            n = 1 + (rng >> 16) % 600;
+            break;
+        default:
+            break;
         }
         if (n > size - off)
             n = size - off;

@@ -61,8 +61,10 @@ fi
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # Mbed TLS instrumented like the project code, so coverage guides the fuzzer into its parsers.
+# Except one UBSan check: Mbed TLS 3.6 calls memcmp(NULL, NULL, 0) when it compares two empty
+# distinguished names (x509_name_cmp), undefined by the letter of C and harmless in practice.
 mbedtls=$("$root/deploy/build-mbedtls.sh" --dir "$out/mbedtls" --cc "$CC" \
-    --cflags "-g -O1 $san -fsanitize=fuzzer-no-link")
+    --cflags "-g -O1 $san -fno-sanitize=nonnull-attribute -fsanitize=fuzzer-no-link")
 cflags="-std=c11 -g -O1 $san -fsanitize=fuzzer-no-link -Wall -Wextra -Wno-unused-parameter
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DHEALTHAGG_VERSION=\"$version\"
         -I$root/include -I$llhttp_inc -isystem $mbedtls/include
