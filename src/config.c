@@ -67,6 +67,9 @@ static void set_builtin_defaults(ha_config *c)
     c->limits.request_timeout_ms = 5000;
     c->limits.idle_timeout_ms = 60000;
     c->limits.max_requests_per_connection = 10000;
+    c->enforce = true;
+    c->history_size = 20;
+    c->still_unhealthy_every_ms = 60000;
     strcpy(c->source, "defaults and flags");
 }
 
@@ -198,7 +201,8 @@ static int get_expect_status(const cJSON *v, const char *path, ha_check_config *
 /* Keys a check and "defaults" share. */
 static const char *const check_keys_defaults[] = {
     "interval", "timeout", "start_period",  "failure_threshold",  "success_threshold",
-    "critical", "method",  "expect_status", "max_response_bytes", NULL};
+    "critical", "method",  "expect_status", "max_response_bytes", "start_interval",
+    NULL};
 static const char *const check_keys_check[] = {"name",
                                                "url",
                                                "interval",
@@ -211,6 +215,8 @@ static const char *const check_keys_check[] = {"name",
                                                "expect_status",
                                                "expect_body",
                                                "max_response_bytes",
+                                               "start_interval",
+                                               "container",
                                                NULL};
 
 static int apply_check_fields(const cJSON *obj, const char *path, ha_check_config *c, errbuf e)
@@ -226,6 +232,10 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
             rc = get_duration(v, p, &c->timeout_ms, e);
         } else if (strcmp(k, "start_period") == 0) {
             rc = get_duration(v, p, &c->start_period_ms, e);
+        } else if (strcmp(k, "start_interval") == 0) {
+            rc = get_duration(v, p, &c->start_interval_ms, e);
+        } else if (strcmp(k, "container") == 0) {
+            rc = get_string(v, p, c->container, sizeof(c->container), e);
         } else if (strcmp(k, "failure_threshold") == 0) {
             rc = get_uint(v, p, 1, 100, &c->failure_threshold, e);
         } else if (strcmp(k, "success_threshold") == 0) {
@@ -265,9 +275,11 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
     return 0;
 }
 
-static int apply_server_fields(const cJSON *obj, ha_server_limits *l, errbuf e)
+static int apply_server_fields(const cJSON *obj, ha_config *c, errbuf e)
 {
+    ha_server_limits *l = &c->limits;
     static const char *const keys[] = {"max_connections",
+                                       "public_details",
                                        "max_header_bytes",
                                        "request_timeout",
                                        "idle_timeout",
@@ -291,6 +303,8 @@ static int apply_server_fields(const cJSON *obj, ha_server_limits *l, errbuf e)
             rc = get_duration(v, p, &l->idle_timeout_ms, e);
         else if (strcmp(v->string, "max_requests_per_connection") == 0)
             rc = get_uint(v, p, 1, 1000000000, &l->max_requests_per_connection, e);
+        else if (strcmp(v->string, "public_details") == 0)
+            rc = get_bool(v, p, &c->public_details, e);
         if (rc != 0)
             return rc;
     }
@@ -396,8 +410,9 @@ static cJSON *parse_document(const char *json, size_t len, const char *origin, e
 static int apply_json(const char *json, size_t len, const char *origin, ha_config *out,
                       ha_check_config *defaults, errbuf e)
 {
-    static const char *const top_keys[] = {"listen", "shutdown_grace", "defaults",
-                                           "checks", "server",         NULL};
+    static const char *const top_keys[] = {
+        "listen",       "shutdown_grace",           "defaults", "checks", "server", "enforce",
+        "history_size", "still_unhealthy_interval", NULL};
     cJSON *root = parse_document(json, len, origin, e);
     if (!root)
         return -1;
@@ -423,8 +438,22 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
         get_duration(v, "shutdown_grace", &out->grace_ms, e) != 0)
         goto out;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "server")) != NULL &&
-        apply_server_fields(v, &out->limits, e) != 0)
+        apply_server_fields(v, out, e) != 0)
         goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "enforce")) != NULL &&
+        get_bool(v, "enforce", &out->enforce, e) != 0)
+        goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "history_size")) != NULL &&
+        get_uint(v, "history_size", 0, 1000, &out->history_size, e) != 0)
+        goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "still_unhealthy_interval")) != NULL) {
+        if (get_duration(v, "still_unhealthy_interval", &out->still_unhealthy_every_ms, e) != 0)
+            goto out;
+        if (out->still_unhealthy_every_ms != 0 && out->still_unhealthy_every_ms < 1000) {
+            errf(e, "still_unhealthy_interval: must be 0 (off) or at least 1s");
+            goto out;
+        }
+    }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "defaults")) != NULL) {
         if (!cJSON_IsObject(v)) {
             errf(e, "defaults: expected an object, got %s", json_type_name(v));
@@ -736,6 +765,20 @@ static int validate(ha_config *c, errbuf e)
                         "\"%s\"); lower the timeout or raise the interval",
                         i, to, iv, k->name);
         }
+        if (k->start_interval_ms != 0 &&
+            (k->start_interval_ms < 100 || k->start_interval_ms > k->interval_ms)) {
+            ha_format_duration(k->interval_ms, iv, sizeof(iv));
+            ha_format_duration(k->start_interval_ms, to, sizeof(to));
+            return errf(e,
+                        "checks[%zu].start_interval: %s must be between 100ms and the interval "
+                        "%s (check \"%s\"); 0 turns it off",
+                        i, to, iv, k->name);
+        }
+        if (k->container[0] && !valid_name(k->container))
+            return errf(e,
+                        "checks[%zu].container: \"%.64s\" is not an ECS container name "
+                        "(letters, digits, _ and -)",
+                        i, k->container);
         if (k->url.scheme == HA_SCHEME_TCP && k->expect_body[0])
             return errf(e, "checks[%zu].expect_body: only http checks have a body (check \"%s\")",
                         i, k->name);

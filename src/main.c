@@ -52,7 +52,7 @@ static const char usage_serve[] =
     "Exit: 0 after SIGTERM/SIGINT; 2 on a bad config or flag, or a port that can't be bound.\n";
 
 static const char usage_probe[] =
-    "usage: healthagg probe [--url URL] [--timeout D] [--config FILE]\n"
+    "usage: healthagg probe [--url URL] [--timeout D] [--config FILE] [--mirror WHEN]\n"
     "\n"
     "Asks the running sidecar's /readyz. Use it as the sidecar's ECS healthCheck:\n"
     "  \"command\": [\"CMD\", \"/healthagg\", \"probe\"]\n"
@@ -62,6 +62,8 @@ static const char usage_probe[] =
     "                  0.0.0.0 becomes 127.0.0.1. Otherwise http://127.0.0.1:8099/readyz\n"
     "  --timeout D     hard deadline for connect, send and receive (default 1s)\n"
     "  --config FILE   read \"listen\" from this config instead of the environment's\n"
+    "  --mirror WHEN   never | failures (default) | always: also write the verdict as a\n"
+    "                  JSON line to /proc/1/fd/1, the container's log stream (CloudWatch)\n"
     "\n"
     "Exit: 0 when the sidecar answered 200, else 1 (never 2: Docker reserves it).\n"
     "Prints one line on stdout: \"healthy\" or \"unhealthy: <reason>\"; nothing on stderr.\n";
@@ -214,7 +216,7 @@ static int cmd_serve(int argc, char **argv)
 /* probe: every problem exits 1 with one line on stdout, never 2. */
 static int cmd_probe(int argc, char **argv)
 {
-    const char *url = NULL, *timeout = NULL, *config = NULL;
+    const char *url = NULL, *timeout = NULL, *config = NULL, *mirror = NULL;
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(usage_probe, stdout);
@@ -225,6 +227,8 @@ static int cmd_probe(int argc, char **argv)
             r = flag_value(argc, argv, &i, "--timeout", &timeout);
         if (r == 0)
             r = flag_value(argc, argv, &i, "--config", &config);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--mirror", &mirror);
         if (r != 1) {
             printf("unhealthy: probe usage: unknown or incomplete flag \"%s\"; see 'healthagg "
                    "probe --help'\n",
@@ -237,6 +241,11 @@ static int cmd_probe(int argc, char **argv)
     if (timeout &&
         (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 || timeout_ms == 0)) {
         printf("unhealthy: probe --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
+        return 1;
+    }
+    ha_mirror_mode mirror_mode = HA_MIRROR_FAILURES;
+    if (mirror && ha_mirror_parse(mirror, &mirror_mode) != 0) {
+        printf("unhealthy: probe --mirror: \"%s\" is not one of never, failures, always\n", mirror);
         return 1;
     }
     char derived[HA_HOST_MAX + 32];
@@ -271,7 +280,7 @@ static int cmd_probe(int argc, char **argv)
         snprintf(derived, sizeof(derived), "http://%s/readyz", hp);
         url = derived;
     }
-    return ha_cmd_probe(url, timeout_ms, stdout);
+    return ha_cmd_probe(url, timeout_ms, mirror_mode, stdout);
 }
 
 static int cmd_check(int argc, char **argv)

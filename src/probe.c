@@ -8,14 +8,18 @@
  * poll and a getsockopt per connect and an EAGAIN + poll per receive, for the same bound.
  * It reads the sidecar's cached /readyz answer and turns it into Docker's contract: exit 0
  * healthy, 1 unhealthy - never 2, which Docker reserves - with one short line on stdout and
- * nothing on stderr. Name resolution for a non-literal host uses blocking getaddrinfo(); the
- * default URL and any URL derived from the listen address are literals. */
+ * nothing on stderr. When not healthy, the verdict is also written to the container's log stream
+ * (see mirror()); that path may allocate, the healthy one still does not. Name resolution for a
+ * non-literal host uses blocking getaddrinfo(); the default URL and any URL derived from the listen
+ * address are literals. */
 #include "healthagg/commands.h"
+#include "healthagg/log.h"
 #include "healthagg/parse.h"
 #include "healthagg/quote.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,17 +121,76 @@ static void first_line(const char *s, size_t len, char *out, size_t outlen)
     ha_printable(out, outlen, s, n);
 }
 
-static int unhealthy(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+typedef struct probe_out {
+    FILE *out;
+    ha_mirror_mode mirror;
+    const char *url;
+} probe_out;
 
-static int unhealthy(FILE *out, const char *fmt, ...)
+int ha_mirror_parse(const char *s, ha_mirror_mode *out)
 {
+    static const char *const names[] = {"never", "failures", "always"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (ha_mirror_mode)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* The verdict as one JSON log line on PID 1's stdout: in a container that is the log stream
+ * (docker logs, awslogs/CloudWatch), which shows nothing of a health command's own output. It
+ * is written even when the sidecar cannot log (wedged, stopped), which is when it matters.
+ * Every failure here is ignored: the exit status is the verdict. Non-blocking, so a full pipe
+ * can't hold the probe past its deadline; skipped when our stdout already is that stream. */
+static void mirror(const probe_out *po, bool healthy, const char *reason)
+{
+    int fd = open("/proc/1/fd/1", O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return;
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && fstat(fileno(po->out), &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino) {
+        close(fd);
+        return;
+    }
+    cJSON *o = ha_log_begin(healthy ? "info" : "warn", "probe");
+    char *text = NULL;
+    if (o && cJSON_AddStringToObject(o, "verdict", healthy ? "healthy" : "unhealthy") &&
+        cJSON_AddStringToObject(o, "reason", reason) &&
+        cJSON_AddNumberToObject(o, "exit_code", healthy ? 0 : 1) &&
+        cJSON_AddStringToObject(o, "url", po->url) &&
+        cJSON_AddNumberToObject(o, "pid", (double)getpid()))
+        text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (text) {
+        size_t n = strlen(text);
+        char *line = realloc(text, n + 2);
+        if (line) {
+            text = line;
+            text[n++] = '\n';
+            ssize_t w = write(fd, text, n); /* one write: lines from concurrent writers don't mix */
+            (void)w;
+        }
+        free(text);
+    }
+    close(fd);
+}
+
+static int unhealthy(const probe_out *po, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int unhealthy(const probe_out *po, const char *fmt, ...)
+{
+    char reason[800];
     va_list ap;
     va_start(ap, fmt);
-    fputs("unhealthy: ", out);
-    vfprintf(out, fmt, ap);
-    fputc('\n', out);
-    fflush(out);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
+    fprintf(po->out, "unhealthy: %s\n", reason);
+    fflush(po->out);
+    if (po->mirror != HA_MIRROR_NEVER)
+        mirror(po, false, reason);
     return 1;
 }
 
@@ -138,15 +202,16 @@ static void emit(FILE *out, const char *line, size_t len)
     (void)w; /* nobody to tell: stdout is our only channel */
 }
 
-int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
+int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror_mode, FILE *out)
 {
     int64_t deadline = mono_ms() + (int64_t)timeout_ms;
+    const probe_out pos = {out, mirror_mode, url}, *po = &pos;
     ha_url u;
     char err[HA_ERR_MAX];
     if (ha_parse_url(url, &u, err, sizeof(err)) != 0)
-        return unhealthy(out, "bad --url %s: %s", url, err);
+        return unhealthy(po, "bad --url %s: %s", url, err);
     if (u.scheme != HA_SCHEME_HTTP)
-        return unhealthy(out,
+        return unhealthy(po,
                          "bad --url %s: the sidecar answers http://, e.g. "
                          "http://127.0.0.1:8099/readyz",
                          url);
@@ -166,22 +231,22 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (resolve(&u, &ss, &sslen) != 0)
-        return unhealthy(out, "cannot resolve %s", u.host);
+        return unhealthy(po, "cannot resolve %s", u.host);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return unhealthy(out, "socket: %s", strerror(errno));
+        return unhealthy(po, "socket: %s", strerror(errno));
 
     int rc = 1;
     if (set_timeout(fd, SO_SNDTIMEO, deadline) <= 0) {
-        unhealthy(out, "socket: cannot set a timeout (%s)", strerror(errno));
+        unhealthy(po, "socket: cannot set a timeout (%s)", strerror(errno));
         goto done;
     }
     if (connect(fd, (struct sockaddr *)&ss, sslen) != 0) {
         if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
-            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+            unhealthy(po, "no answer from the sidecar at %s within %llums", target,
                       (unsigned long long)timeout_ms);
         else
-            unhealthy(out, "no sidecar listening on %s (%s)", target, strerror(errno));
+            unhealthy(po, "no sidecar listening on %s (%s)", target, strerror(errno));
         goto done;
     }
 
@@ -200,7 +265,7 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     memcpy(req + n, r3, sizeof(r3) - 1);
     n += sizeof(r3) - 1;
     if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n) {
-        unhealthy(out, "could not send the request to %s (%s)", target, strerror(errno));
+        unhealthy(po, "could not send the request to %s (%s)", target, strerror(errno));
         goto done;
     }
 
@@ -211,7 +276,7 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     for (;;) {
         int t = set_timeout(fd, SO_RCVTIMEO, deadline);
         if (t <= 0) {
-            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+            unhealthy(po, "no answer from the sidecar at %s within %llums", target,
                       (unsigned long long)timeout_ms);
             goto done;
         }
@@ -245,17 +310,17 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
         if (errno == ECONNRESET && got == 0)
             break; /* closed without a word: said below */
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            unhealthy(out, "no answer from the sidecar at %s within %llums", target,
+            unhealthy(po, "no answer from the sidecar at %s within %llums", target,
                       (unsigned long long)timeout_ms);
         else
-            unhealthy(out, "connection to the sidecar at %s failed (%s)", target, strerror(errno));
+            unhealthy(po, "connection to the sidecar at %s failed (%s)", target, strerror(errno));
         goto done;
     }
 
     if (got == 0) {
         /* healthagg answers even a connection it refuses (503 "busy"); nothing at all means it
          * closed before it could, or something else holds the port. */
-        unhealthy(out,
+        unhealthy(po,
                   "the sidecar at %s closed the connection without answering: it refuses "
                   "connections beyond server.max_connections, or it is shutting down",
                   target);
@@ -271,7 +336,7 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
     if (status < 0) {
         char line[120];
         first_line(h, hgot, line, sizeof(line));
-        unhealthy(out, "%s did not answer like healthagg (\"%s\")", target, line);
+        unhealthy(po, "%s did not answer like healthagg (\"%s\")", target, line);
         goto done;
     }
     char reason[600] = "";
@@ -290,10 +355,14 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, FILE *out)
         line[ll++] = '\n';
         emit(out, line, ll);
         rc = 0;
+        if (mirror_mode == HA_MIRROR_ALWAYS) {
+            line[ll - 1] = '\0';
+            mirror(po, true, line);
+        }
     } else if (reason[0]) {
-        unhealthy(out, "%s", reason);
+        unhealthy(po, "%s", reason);
     } else {
-        unhealthy(out, "HTTP %d from %s", status, target);
+        unhealthy(po, "HTTP %d from %s", status, target);
     }
 done:
     close(fd);

@@ -24,6 +24,7 @@ static void begin_shutdown(ha_context *ctx)
         return;
     ctx->stopping = true;
     ha_scheduler_stop(ctx);
+    ha_report_close(ctx);
     ha_server_stop(&ctx->server);
     uv_handle_t *hs[] = {(uv_handle_t *)&ctx->sigterm, (uv_handle_t *)&ctx->sigint,
                          (uv_handle_t *)&ctx->sighup,  (uv_handle_t *)&ctx->sigusr1,
@@ -52,6 +53,7 @@ static void on_signal(uv_signal_t *h, int signum)
         cJSON_AddNumberToObject(o, "grace_ms", (double)ctx->config.grace_ms);
     }
     ha_log_emit(o);
+    ha_report_signal(ctx, signum == SIGTERM ? "SIGTERM" : "SIGINT");
     ha_scheduler_refresh(ctx);
     if (uv_timer_start(&ctx->grace, on_grace_over, ctx->config.grace_ms, 0) != 0)
         begin_shutdown(ctx);
@@ -135,6 +137,8 @@ static void log_startup(const ha_context *ctx)
         cJSON_AddStringToObject(o, "listen", ctx->server.bound);
         cJSON_AddStringToObject(o, "config_source", c->source);
         cJSON_AddNumberToObject(o, "grace_ms", (double)c->grace_ms);
+        cJSON_AddBoolToObject(o, "enforce", c->enforce);
+        cJSON_AddNumberToObject(o, "history_size", c->history_size);
         cJSON *lim = cJSON_AddObjectToObject(o, "server");
         if (lim) {
             cJSON_AddNumberToObject(lim, "max_connections", c->limits.max_connections);
@@ -144,6 +148,8 @@ static void log_startup(const ha_context *ctx)
             cJSON_AddNumberToObject(lim, "idle_timeout_ms", (double)c->limits.idle_timeout_ms);
             cJSON_AddNumberToObject(lim, "max_requests_per_connection",
                                     c->limits.max_requests_per_connection);
+            cJSON_AddBoolToObject(lim, "public_details", c->public_details);
+            cJSON_AddBoolToObject(lim, "details_loopback_only", ctx->server.guard_details);
         }
         cJSON *arr = cJSON_AddArrayToObject(o, "checks");
         for (size_t i = 0; arr && i < c->n_checks; i++) {
@@ -158,6 +164,10 @@ static void log_startup(const ha_context *ctx)
             cJSON_AddNumberToObject(e, "failure_threshold", k->failure_threshold);
             cJSON_AddNumberToObject(e, "success_threshold", k->success_threshold);
             cJSON_AddNumberToObject(e, "start_period_ms", (double)k->start_period_ms);
+            if (k->start_interval_ms)
+                cJSON_AddNumberToObject(e, "start_interval_ms", (double)k->start_interval_ms);
+            if (k->container[0])
+                cJSON_AddStringToObject(e, "container", k->container);
             cJSON_AddBoolToObject(e, "critical", k->critical);
             cJSON_AddItemToArray(arr, e);
         }
@@ -229,6 +239,7 @@ static void release(ha_context *ctx)
     ha_server_free(&ctx->server);
     ha_scheduler_free(ctx);
     ha_cache_free(ctx);
+    ha_history_free(&ctx->history);
     if (uv_loop_close(&ctx->loop) != 0)
         fprintf(stderr, "healthagg: warning: event loop closed with handles still open\n");
     ha_config_free(&ctx->config);
@@ -267,6 +278,14 @@ int ha_cmd_serve(const ha_config_inputs *in)
     ctx->start_wall_ms = ha_wall_ms();
     ctx->agg = HA_AGG_STARTING;
 
+    if (ha_history_init(&ctx->history, ctx->config.n_checks, ctx->config.history_size) != 0) {
+        fprintf(stderr,
+                "healthagg: history_size: out of memory for %u results x %zu checks; "
+                "lower history_size\n",
+                ctx->config.history_size, ctx->config.n_checks);
+        release(ctx);
+        return 2;
+    }
     if ((rc = ha_scheduler_start(ctx)) != 0) {
         fprintf(stderr, "healthagg: cannot start checks: %s\n", uv_strerror(rc));
         release(ctx);
@@ -301,6 +320,11 @@ int ha_cmd_serve(const ha_config_inputs *in)
     }
     ctx->sigterm.data = ctx->sigint.data = ctx->grace.data = ctx;
     ctx->sighup.data = ctx->sigusr1.data = ctx->sigusr2.data = ctx;
+    if ((rc = ha_report_init(ctx)) != 0) {
+        fprintf(stderr, "healthagg: cannot set up the report timer: %s\n", uv_strerror(rc));
+        release(ctx);
+        return 2;
+    }
 
     log_startup(ctx);
     warn_probe_mismatch(ctx, in);

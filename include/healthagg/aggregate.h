@@ -19,6 +19,11 @@ typedef enum {
 
 const char *ha_agg_status_name(ha_agg_status s);
 bool ha_agg_ready(ha_agg_status s);
+/* The verdict `probe` gets (/readyz answers 200): ready, or, in report-only mode (top-level
+ * "enforce": false), anything but draining. */
+bool ha_agg_probe_ok(ha_agg_status s, bool enforce);
+/* /readyz's body line: the summary, or "ok (report-only: would fail: <summary>)". */
+void ha_agg_probe_line(ha_agg_status s, bool enforce, const char *summary, char *buf, size_t len);
 ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
                            bool draining);
 /* The one-line reason: "ok", "ok (warn: db: ...)", "app: HTTP 503", "starting: app: ...",

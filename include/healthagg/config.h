@@ -22,6 +22,7 @@ typedef struct ha_check_config {
     uint64_t interval_ms;
     uint64_t timeout_ms;
     uint64_t start_period_ms;
+    uint64_t start_interval_ms; /* probe at this rate until the first success; 0 = interval */
     unsigned failure_threshold;
     unsigned success_threshold;
     bool critical;
@@ -30,6 +31,7 @@ typedef struct ha_check_config {
     size_t n_expect;
     char expect_body[HA_BODY_MATCH_MAX]; /* http: substring the body must contain; "" = any */
     uint32_t max_response_bytes;         /* http: bytes read before the verdict is taken */
+    char container[HA_NAME_MAX];         /* ECS task container this check watches; "" = none */
 } ha_check_config;
 
 /* Bounds on what clients of the health endpoint may cost us. */
@@ -46,7 +48,11 @@ typedef struct ha_config {
     uint16_t listen_port;
     uint64_t grace_ms; /* SIGTERM: serve 503 draining this long, then exit 0 */
     ha_server_limits limits;
-    ha_check_config *checks; /* owned; ha_config_free releases it */
+    bool public_details;   /* server.public_details: /health, /metrics for non-loopback peers */
+    bool enforce;          /* false: report-only, /readyz stays 200 (see aggregate.h) */
+    unsigned history_size; /* flight recorder: results kept per check */
+    uint64_t still_unhealthy_every_ms; /* still_unhealthy log line period */
+    ha_check_config *checks;           /* owned; ha_config_free releases it */
     size_t n_checks;
     char source[96]; /* where the JSON came from, for the startup log */
 } ha_config;

@@ -8,6 +8,7 @@
 #include "healthagg/check.h"
 #include "healthagg/config.h"
 #include "healthagg/histogram.h"
+#include "healthagg/history.h"
 #include "healthagg/render.h"
 #include "healthagg/server.h"
 
@@ -25,17 +26,18 @@ typedef struct ha_check_runtime {
     bool fired_once;
     bool awaiting_fresh; /* its last result predates a stall of the scheduler */
     bool probe_ready;
-    bool last_inconclusive; /* log local probe errors once per episode, not per probe */
+    bool last_inconclusive;        /* log local probe errors once per episode, not per probe */
+    uint64_t status_since_wall_ms; /* when the check entered its current state */
 } ha_check_runtime;
 
 /* Rendered responses; /readyz is rebuilt as soon as a batch of results changes it, /health
  * and /metrics are marked dirty and rebuilt by their next reader (see cache.c for why). */
 typedef struct ha_cache {
     ha_response *livez_ok, *livez_stale, *readyz_stale;
-    ha_response *readyz, *health, *metrics;
-    ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body;
+    ha_response *readyz, *health, *metrics, *health_history;
+    ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body, *forbidden;
     ha_response *busy; /* 503 for a connection beyond max_connections, then closed */
-    bool health_dirty, metrics_dirty;
+    bool health_dirty, metrics_dirty, history_dirty;
 } ha_cache;
 
 struct ha_context {
@@ -59,6 +61,12 @@ struct ha_context {
     ha_histogram sched_lag; /* how late probes start, behind their planned time */
     uint64_t probes_skipped;
     uint64_t rng; /* xorshift state for jitter */
+
+    ha_history history; /* flight recorder, fixed size from the start */
+    bool probe_ok;      /* the verdict /readyz last gave probe (report.c logs its changes) */
+    uint64_t unhealthy_since_wall_ms; /* 0 while ready or draining */
+    uv_timer_t still_unhealthy;       /* report.c: the once-a-minute summary */
+    struct ha_metadata *metadata;     /* ECS task metadata client; NULL when not on ECS */
 
     ha_cache cache;
     ha_server server;
@@ -88,5 +96,17 @@ ha_response *ha_cache_livez(ha_context *ctx);
 ha_response *ha_cache_readyz(ha_context *ctx);
 ha_response *ha_cache_health(ha_context *ctx);
 ha_response *ha_cache_metrics(ha_context *ctx);
+ha_response *ha_cache_health_history(ha_context *ctx);
+
+/* report.c: what serve tells the log about the verdict, beyond single transitions. */
+int ha_report_init(ha_context *ctx);
+/* After the aggregate was recomputed: health_check on a change of probe's verdict, and the
+ * still_unhealthy timer started or stopped. */
+void ha_report_verdict(ha_context *ctx);
+/* A check changed state (from -> its current status): a `history` line on a turn to fail. */
+void ha_report_transition(ha_context *ctx, size_t i, ha_check_status from);
+/* SIGTERM/SIGINT: one `history` line per check. */
+void ha_report_signal(ha_context *ctx, const char *signal_name);
+void ha_report_close(ha_context *ctx);
 
 #endif

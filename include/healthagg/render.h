@@ -10,6 +10,7 @@
 
 #include "healthagg/aggregate.h"
 #include "healthagg/histogram.h"
+#include "healthagg/history.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,9 @@ typedef struct ha_view {
     uint64_t start_wall_ms;
     const ha_histogram *sched_lag;
     uint64_t probes_skipped;
+    bool enforce;                     /* false: report-only (/readyz stays 200) */
+    const struct ha_history *history; /* flight recorder, for /health?history=1 */
+    bool with_history;
 } ha_view;
 
 /* A response with `body` (may be NULL for none); extra_headers is "Name: v\r\n"... or NULL. */
@@ -43,7 +47,7 @@ void ha_response_ref(ha_response *r);
 void ha_response_unref(ha_response *r);
 
 ha_response *ha_render_readyz(const ha_view *v);
-ha_response *ha_render_health(const ha_view *v);
+ha_response *ha_render_health(const ha_view *v); /* with v->with_history: each check's ring */
 ha_response *ha_render_metrics(const ha_view *v);
 
 #endif

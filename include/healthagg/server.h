@@ -20,8 +20,9 @@ typedef struct ha_server {
     ha_conn *free_list;
     unsigned n_active;
     unsigned n_free;
-    uint64_t rejected; /* connections closed at once: over max_connections */
-    char bound[80];    /* the address actually bound, "127.0.0.1:8099" */
+    uint64_t rejected;  /* connections closed at once: over max_connections */
+    bool guard_details; /* listening beyond loopback without server.public_details */
+    char bound[80];     /* the address actually bound, "127.0.0.1:8099" */
 } ha_server;
 
 /* Binds and listens; on failure `err` names the listen field and the fix. */

@@ -41,6 +41,9 @@ static ha_view make_view(const ha_context *ctx)
     v.start_wall_ms = ctx->start_wall_ms;
     v.sched_lag = &ctx->sched_lag;
     v.probes_skipped = ctx->probes_skipped;
+    v.enforce = ctx->config.enforce;
+    v.history = &ctx->history;
+    v.with_history = false;
     return v;
 }
 
@@ -55,7 +58,19 @@ int ha_cache_init(ha_context *ctx)
              (unsigned long long)secs);
     c->livez_ok = plain(200, NULL, "alive\n");
     c->livez_stale = plain(503, NULL, stale);
-    c->readyz_stale = plain(503, NULL, stale);
+    if (ctx->config.enforce) {
+        c->readyz_stale = plain(503, NULL, stale);
+    } else {
+        char ro[sizeof(stale) + 48];
+        snprintf(ro, sizeof(ro), "ok (report-only: would fail: %s", stale);
+        size_t l = strlen(ro);
+        if (l > 0 && ro[l - 1] == '\n' && l + 2 < sizeof(ro))
+            memcpy(ro + l - 1, ")\n", 3);
+        c->readyz_stale = plain(200, NULL, ro);
+    }
+    c->forbidden = plain(403, NULL,
+                         "forbidden: /health and /metrics answer only loopback clients; set "
+                         "server.public_details to true to allow others\n");
     c->not_found = plain(404, NULL, "not found: try /readyz, /livez, /health or /metrics\n");
     c->bad_method = plain(405, "Allow: GET, HEAD\r\nConnection: close\r\n",
                           "method not allowed: use GET or HEAD\n");
@@ -72,9 +87,11 @@ int ha_cache_init(ha_context *ctx)
     c->readyz = ha_render_readyz(&v);
     c->health = ha_render_health(&v);
     c->metrics = ha_render_metrics(&v);
-    if (!c->livez_ok || !c->livez_stale || !c->readyz_stale || !c->not_found || !c->bad_method ||
-        !c->bad_request || !c->too_large || !c->has_body || !c->busy || !c->readyz || !c->health ||
-        !c->metrics)
+    v.with_history = true;
+    c->health_history = ha_render_health(&v);
+    if (!c->forbidden || !c->health_history || !c->livez_ok || !c->livez_stale ||
+        !c->readyz_stale || !c->not_found || !c->bad_method || !c->bad_request || !c->too_large ||
+        !c->has_body || !c->busy || !c->readyz || !c->health || !c->metrics)
         return -1;
     return 0;
 }
@@ -82,9 +99,10 @@ int ha_cache_init(ha_context *ctx)
 void ha_cache_free(ha_context *ctx)
 {
     ha_cache *c = &ctx->cache;
-    ha_response **all[] = {&c->livez_ok,    &c->livez_stale, &c->readyz_stale, &c->readyz,
-                           &c->health,      &c->metrics,     &c->not_found,    &c->bad_method,
-                           &c->bad_request, &c->too_large,   &c->has_body,     &c->busy};
+    ha_response **all[] = {&c->livez_ok,    &c->livez_stale,   &c->readyz_stale, &c->readyz,
+                           &c->health,      &c->metrics,       &c->not_found,    &c->bad_method,
+                           &c->bad_request, &c->too_large,     &c->has_body,     &c->busy,
+                           &c->forbidden,   &c->health_history};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         ha_response_unref(*all[i]);
         *all[i] = NULL;
@@ -100,6 +118,7 @@ void ha_cache_results_changed(ha_context *ctx, bool readyz_changed)
     }
     c->health_dirty = true;
     c->metrics_dirty = true;
+    c->history_dirty = true;
 }
 
 bool ha_cache_stale(const ha_context *ctx)
@@ -128,6 +147,18 @@ ha_response *ha_cache_health(ha_context *ctx)
         c->health_dirty = false;
     }
     return c->health;
+}
+
+ha_response *ha_cache_health_history(ha_context *ctx)
+{
+    ha_cache *c = &ctx->cache;
+    if (c->history_dirty) {
+        ha_view v = make_view(ctx);
+        v.with_history = true;
+        replace(&c->health_history, ha_render_health(&v));
+        c->history_dirty = false;
+    }
+    return c->health_history;
 }
 
 ha_response *ha_cache_metrics(ha_context *ctx)

@@ -21,6 +21,8 @@ static const char *reason_phrase(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -91,14 +93,15 @@ void ha_response_unref(ha_response *r)
 
 ha_response *ha_render_readyz(const ha_view *v)
 {
-    char body[HA_SUMMARY_MAX + 2];
-    int n = snprintf(body, sizeof(body), "%s\n", v->summary);
+    char line[HA_SUMMARY_MAX + 48], body[sizeof(line) + 2];
+    ha_agg_probe_line(v->agg, v->enforce, v->summary, line, sizeof(line));
+    int n = snprintf(body, sizeof(body), "%s\n", line);
     if (n < 0)
         return NULL;
     if ((size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
-    return ha_response_new(ha_agg_ready(v->agg) ? 200 : 503, "text/plain; charset=utf-8", NULL,
-                           body, (size_t)n);
+    return ha_response_new(ha_agg_probe_ok(v->agg, v->enforce) ? 200 : 503,
+                           "text/plain; charset=utf-8", NULL, body, (size_t)n);
 }
 
 /* Per-check status in health+json terms: a failing non-critical check is a warning. */
@@ -169,6 +172,7 @@ ha_response *ha_render_health(const ha_view *v)
                                  "healthagg sidecar: aggregate of the task's checks") ||
         !cJSON_AddStringToObject(root, "output", v->summary) ||
         !cJSON_AddStringToObject(root, "state", ha_agg_status_name(v->agg)) ||
+        !cJSON_AddBoolToObject(root, "enforced", v->enforce) ||
         !(checks = cJSON_AddObjectToObject(root, "checks")))
         goto out;
     for (size_t i = 0; i < v->n; i++) {
@@ -177,6 +181,12 @@ ha_response *ha_render_health(const ha_view *v)
         if (!entry)
             goto out;
         cJSON_AddItemToArray(arr, entry);
+        if (v->with_history && v->history) {
+            cJSON *h = ha_history_json(v->history, i);
+            if (!h)
+                goto out;
+            cJSON_AddItemToObject(entry, "history", h);
+        }
     }
     text = ha_json_fix_utf8(cJSON_PrintUnformatted(root)); /* always valid UTF-8 JSON */
     if (!text)
@@ -295,9 +305,15 @@ ha_response *ha_render_metrics(const ha_view *v)
     if (!b.data)
         return NULL;
     tb_printf(&b,
-              "# HELP healthagg_up 1 when /readyz answers 200 (aggregate pass or warn).\n"
+              "# HELP healthagg_up 1 when the aggregate is pass or warn (the real verdict, also in "
+              "report-only mode).\n"
               "# TYPE healthagg_up gauge\nhealthagg_up %d\n",
               ha_agg_ready(v->agg));
+    tb_printf(&b,
+              "# HELP healthagg_enforced 0 in report-only mode (\"enforce\": false): /readyz "
+              "stays 200 whatever the checks say.\n# TYPE healthagg_enforced gauge\n"
+              "healthagg_enforced %d\n",
+              v->enforce);
     tb_printf(&b, "# HELP healthagg_aggregate_state Aggregate state, one series per state.\n"
                   "# TYPE healthagg_aggregate_state gauge\n");
     for (int a = HA_AGG_STARTING; a <= HA_AGG_DRAINING; a++)

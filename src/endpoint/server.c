@@ -53,6 +53,7 @@ struct ha_conn {
     bool in_request;         /* bytes of a request have arrived, its end has not */
     bool close_after_write;
     bool closing;
+    bool remote; /* the peer is not on loopback and details are guarded: 403 for them */
     unsigned requests;
     size_t header_bytes;
     ha_response *error; /* set by a parser callback that rejects the request */
@@ -167,6 +168,21 @@ static int on_headers_complete(llhttp_t *p)
     return 0;
 }
 
+/* Whether the query string (after '?') holds the parameter `kv` exactly ("history=1"). */
+static bool query_has(const char *path, size_t plen, const char *kv)
+{
+    size_t kl = strlen(kv);
+    const char *q = path + plen;
+    while (*q) {
+        q++; /* past '?' or '&' */
+        size_t n = strcspn(q, "&");
+        if (n == kl && memcmp(q, kv, kl) == 0)
+            return true;
+        q += n;
+    }
+    return false;
+}
+
 static ha_response *route(ha_conn *c, bool *head)
 {
     ha_context *ctx = c->srv->ctx;
@@ -179,10 +195,15 @@ static ha_response *route(ha_conn *c, bool *head)
         return ha_cache_readyz(ctx);
     if (ROUTE_IS("/livez"))
         return ha_cache_livez(ctx);
-    if (ROUTE_IS("/health"))
+    if (ROUTE_IS("/health") || ROUTE_IS("/metrics")) {
+        if (c->remote)
+            return ctx->cache.forbidden;
+        if (plen == sizeof("/metrics") - 1)
+            return ha_cache_metrics(ctx);
+        if (query_has(c->path, plen, "history=1") || query_has(c->path, plen, "history=true"))
+            return ha_cache_health_history(ctx);
         return ha_cache_health(ctx);
-    if (ROUTE_IS("/metrics"))
-        return ha_cache_metrics(ctx);
+    }
 #undef ROUTE_IS
     return ctx->cache.not_found;
 }
@@ -444,6 +465,30 @@ static void refuse(ha_conn *c)
     conn_close(c);
 }
 
+static bool is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(x))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127;
+    }
+    return a->ss_family == AF_UNIX; /* adopted socketpairs (the fuzz target) */
+}
+
+/* Asked once per connection, and only when details are guarded; a peer we cannot name is
+ * treated as remote. */
+static bool peer_is_loopback(ha_conn *c)
+{
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) != 0)
+        return false;
+    return is_loopback(&peer);
+}
+
 /* Sets up a connection whose socket is already accepted (or adopted). */
 static void conn_begin(ha_server *s, ha_conn *c)
 {
@@ -457,6 +502,8 @@ static void conn_begin(ha_server *s, ha_conn *c)
     c->in_request = true; /* the first request must arrive within request_timeout */
     c->phase_start_ms = now_ms(c);
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->guard_details)
+        c->remote = !peer_is_loopback(c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
 }
@@ -559,6 +606,7 @@ int ha_server_start(ha_server *s, ha_context *ctx, char *err, size_t errlen)
         return -1;
     }
     struct sockaddr_storage bound;
+    memset(&bound, 0, sizeof(bound));
     int blen = sizeof(bound);
     char ip[64] = "?";
     uint16_t port = cfg->listen_port;
@@ -572,6 +620,7 @@ int ha_server_start(ha_server *s, ha_context *ctx, char *err, size_t errlen)
         }
     }
     ha_format_hostport(ip, bound.ss_family == AF_INET6, port, s->bound, sizeof(s->bound));
+    s->guard_details = !cfg->public_details && !is_loopback(&bound);
     if ((rc = uv_timer_init(&ctx->loop, &s->sweep)) != 0 ||
         (rc = uv_timer_start(&s->sweep, on_sweep, HA_SWEEP_MS, HA_SWEEP_MS)) != 0) {
         snprintf(err, errlen, "listen: timer: %s", uv_strerror(rc));

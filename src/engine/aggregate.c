@@ -28,6 +28,19 @@ bool ha_agg_ready(ha_agg_status s)
     return s == HA_AGG_PASS || s == HA_AGG_WARN;
 }
 
+bool ha_agg_probe_ok(ha_agg_status s, bool enforce)
+{
+    return ha_agg_ready(s) || (!enforce && s != HA_AGG_DRAINING);
+}
+
+void ha_agg_probe_line(ha_agg_status s, bool enforce, const char *summary, char *buf, size_t len)
+{
+    if (!ha_agg_ready(s) && ha_agg_probe_ok(s, enforce))
+        snprintf(buf, len, "ok (report-only: would fail: %s)", summary);
+    else
+        snprintf(buf, len, "%s", summary);
+}
+
 ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
                            bool draining)
 {

@@ -53,6 +53,7 @@ static void log_transition(ha_context *ctx, size_t i, ha_check_status from)
         cJSON_AddNumberToObject(o, "consecutive_failures", s->consecutive_failures);
         cJSON_AddNumberToObject(o, "consecutive_successes", s->consecutive_successes);
         cJSON_AddBoolToObject(o, "critical", c->critical);
+        cJSON_AddBoolToObject(o, "enforced", ctx->config.enforce);
     }
     ha_log_emit(o);
 }
@@ -85,10 +86,12 @@ void ha_scheduler_refresh(ha_context *ctx)
             cJSON_AddStringToObject(o, "to", ha_agg_status_name(now));
             cJSON_AddStringToObject(o, "reason", summary);
             cJSON_AddBoolToObject(o, "ready", ha_agg_ready(now));
+            cJSON_AddBoolToObject(o, "enforced", ctx->config.enforce);
         }
         ha_log_emit(o);
     }
     ha_cache_results_changed(ctx, changed);
+    ha_report_verdict(ctx);
 }
 
 static void schedule_batch(ha_context *ctx)
@@ -124,8 +127,13 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
         }
         ha_log_emit(o);
     }
-    if (ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), ha_wall_ms()))
+    uint64_t wall = ha_wall_ms();
+    bool changed = ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), wall);
+    ha_history_record(&ctx->history, rt->index, wall, r, s->status);
+    if (changed) {
         log_transition(ctx, rt->index, from);
+        ha_report_transition(ctx, rt->index, from);
+    }
     schedule_batch(ctx);
 }
 
@@ -167,22 +175,27 @@ static void on_check_timer(uv_timer_t *t)
     if (ha_probe_start(&rt->probe) == UV_EBUSY)
         ctx->probes_skipped++;
 
+    /* start_interval: the faster rate until the check's first success. A tick that finds the
+     * previous probe still running is skipped (ha_probe_start), never doubled. */
+    uint64_t interval = c->interval_ms;
+    if (c->start_interval_ms && ctx->states[rt->index].last_success_wall_ms == 0)
+        interval = c->start_interval_ms;
     uint64_t next;
     if (!rt->fired_once) {
         /* Every check probes at once on start (fast readiness); from the second probe on,
          * check i of n runs at phase i/n of its interval, so a thousand checks with the same
          * interval spread over it instead of arriving as one burst every interval. */
         size_t n = ctx->config.n_checks;
-        uint64_t phase = c->interval_ms * rt->index / n;
-        next = rt->planned_ms + (phase ? phase : c->interval_ms);
+        uint64_t phase = interval * rt->index / n;
+        next = rt->planned_ms + (phase ? phase : interval);
         rt->fired_once = true;
     } else {
-        next = rt->planned_ms + c->interval_ms;
-        int64_t j = jitter_ms(ctx, c->interval_ms);
+        next = rt->planned_ms + interval;
+        int64_t j = jitter_ms(ctx, interval);
         next = (j < 0 && (uint64_t)-j > next) ? next : (uint64_t)((int64_t)next + j);
     }
     if (next <= now) /* a whole interval behind: skip ahead rather than burst */
-        next = now + c->interval_ms;
+        next = now + interval;
     rt->planned_ms = next;
     uv_timer_start(t, on_check_timer, next - now, 0);
 }

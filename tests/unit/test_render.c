@@ -68,6 +68,7 @@ static void views(void)
     v.n = 2;
     v.agg = HA_AGG_FAIL;
     v.summary = "app: HTTP 503";
+    v.enforce = true;
     ha_histogram lag;
     memset(&lag, 0, sizeof(lag));
     ha_histogram_observe(&lag, 300);     /* <= 0.5 ms */
@@ -78,6 +79,24 @@ static void views(void)
     ha_response *r = ha_render_readyz(&v);
     CHECK(r && r->status == 503 && strcmp(body_of(r), "app: HTTP 503\n") == 0);
     ha_response_unref(r);
+
+    /* Report-only: /readyz stays 200 and says what it would have said; draining still 503. */
+    v.enforce = false;
+    r = ha_render_readyz(&v);
+    CHECK(r && r->status == 200 &&
+          strcmp(body_of(r), "ok (report-only: would fail: app: HTTP 503)\n") == 0);
+    ha_response_unref(r);
+    v.agg = HA_AGG_DRAINING;
+    v.summary = "draining";
+    r = ha_render_readyz(&v);
+    CHECK(r && r->status == 503 && strcmp(body_of(r), "draining\n") == 0);
+    ha_response_unref(r);
+    r = ha_render_metrics(&v);
+    CHECK(r && strstr(r->data, "\nhealthagg_enforced 0\n") != NULL);
+    ha_response_unref(r);
+    v.agg = HA_AGG_FAIL;
+    v.summary = "app: HTTP 503";
+    v.enforce = true;
 
     r = ha_render_health(&v);
     CHECK(r && r->status == 503);
