@@ -342,49 +342,49 @@ static void strictness(void)
     } else {
         fprintf(stderr, "  error: %s\n", err);
     }
-    static void operator_keys(void)
-    {
-        ha_config c;
-        char err[HA_ERR_MAX * 2] = "";
-        int rc =
-            load_inline("{\"checks\": [{\"url\": \"http://127.0.0.1:1/\"}]}", &c, err, sizeof(err));
-        CHECK(rc == 0);
-        if (rc == 0) {
-            CHECK(c.enforce && c.history_size == 20 && c.still_unhealthy_every_ms == 60000);
-            CHECK(!c.public_details && c.checks[0].start_interval_ms == 0 &&
-                  !c.checks[0].container[0]);
-            ha_config_free(&c);
-        }
-        rc = load_inline("{\"enforce\": false, \"history_size\": 0, \"still_unhealthy_interval\": "
-                         "\"0\", \"server\": {\"public_details\": true},"
-                         " \"defaults\": {\"start_interval\": \"250ms\"},"
-                         " \"checks\": [{\"url\": \"http://127.0.0.1:1/\", \"container\": \"app\"},"
-                         "  {\"url\": \"tcp://127.0.0.1:2\", \"start_interval\": \"0\"}]}",
-                         &c, err, sizeof(err));
-        CHECK(rc == 0);
-        if (rc == 0) {
-            CHECK(!c.enforce && c.history_size == 0 && c.still_unhealthy_every_ms == 0);
-            CHECK(c.public_details && c.checks[0].start_interval_ms == 250);
-            CHECK(strcmp(c.checks[0].container, "app") == 0 && c.checks[1].start_interval_ms == 0);
-            ha_config_free(&c);
-        }
-        expect_error("{\"checks\": [{\"url\": \"http://h/\", \"start_interval\": \"99ms\"}]}",
-                     "checks[0].start_interval: 99ms must be between 100ms and the interval 5s",
-                     NULL);
-        expect_error("{\"defaults\": {\"container\": \"app\"}, \"checks\": []}",
-                     "defaults.container: unknown key", NULL);
-        expect_error("{\"history_size\": -1, \"checks\": []}", "history_size:", "0-1000");
-        expect_error("{\"server\": {\"public_details\": \"yes\"}, \"checks\": []}",
-                     "server.public_details: expected true or false", NULL);
-    }
+}
 
-    int main(void)
-    {
-        strictness();
-        good_config();
-        operator_keys();
-        builtin_defaults_and_flags();
-        file_sources();
-        bad_configs();
-        return unit_report("unit.config");
+static void operator_keys(void)
+{
+    ha_config c;
+    char err[HA_ERR_MAX * 2] = "";
+    int rc =
+        load_inline("{\"checks\": [{\"url\": \"http://127.0.0.1:1/\"}]}", &c, err, sizeof(err));
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK(c.enforce && c.history_size == 20 && c.still_unhealthy_every_ms == 60000);
+        CHECK(!c.public_details && c.checks[0].start_interval_ms == 0 && !c.checks[0].container[0]);
+        ha_config_free(&c);
     }
+    rc = load_inline("{\"enforce\": false, \"history_size\": 0, \"still_unhealthy_interval\": "
+                     "\"0\", \"server\": {\"public_details\": true},"
+                     " \"defaults\": {\"start_interval\": \"250ms\"},"
+                     " \"checks\": [{\"url\": \"http://127.0.0.1:1/\", \"container\": \"app\"},"
+                     "  {\"url\": \"tcp://127.0.0.1:2\", \"start_interval\": \"0\"}]}",
+                     &c, err, sizeof(err));
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK(!c.enforce && c.history_size == 0 && c.still_unhealthy_every_ms == 0);
+        CHECK(c.public_details && c.checks[0].start_interval_ms == 250);
+        CHECK(strcmp(c.checks[0].container, "app") == 0 && c.checks[1].start_interval_ms == 0);
+        ha_config_free(&c);
+    }
+    expect_error("{\"checks\": [{\"url\": \"http://h/\", \"start_interval\": \"99ms\"}]}",
+                 "checks[0].start_interval: 99ms must be between 100ms and the interval 5s", NULL);
+    expect_error("{\"defaults\": {\"container\": \"app\"}, \"checks\": []}",
+                 "defaults.container: unknown key", NULL);
+    expect_error("{\"history_size\": -1, \"checks\": []}", "history_size:", "0-1000");
+    expect_error("{\"server\": {\"public_details\": \"yes\"}, \"checks\": []}",
+                 "server.public_details: expected true or false", NULL);
+}
+
+int main(void)
+{
+    strictness();
+    good_config();
+    operator_keys();
+    builtin_defaults_and_flags();
+    file_sources();
+    bad_configs();
+    return unit_report("unit.config");
+}
