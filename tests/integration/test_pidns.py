@@ -67,7 +67,9 @@ def sidecar(ctx, app):
     pid = serve_pid(ha)
     ctx.on_cleanup(lambda: os.kill(pid, signal.SIGCONT) if os.path.exists(f"/proc/{pid}")
                    else None)
-    ha.wait_transition("app", "pass", 3)
+    # The health_check line is the last of the batch that follows the first pass.
+    ha.wait_event(lambda o: o.get("event") == "health_check" and o.get("to") == "healthy", 3,
+                  "health_check -> healthy")
     return ha, pid
 
 
