@@ -24,6 +24,8 @@
 #
 # Outputs: <dir>/healthagg (and <dir>/testapp with --testapp). The last line printed is
 # "healthagg: <bytes> bytes (<KiB> KiB), statically linked: <path>".
+# Run as `sh deploy/build-static.sh` too: Debian's sh (dash) has no pipefail, bash does.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift ;;
     --dir) [ $# -ge 2 ] || die "--dir needs a value"; dir=$2; shift ;;
     --max-size) [ $# -ge 2 ] || die "--max-size needs a value"; max_size=$2; shift ;;
-    -h|--help) sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,/^# Run as `sh/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift

@@ -39,6 +39,7 @@ static int errf(char *err, size_t errlen, const char *fmt, ...)
  * ------------------------------------------------------------------------------------------ */
 typedef struct member {
     char *name;
+    char *link; /* a symlink or hard link member: the member it stands for; owned */
     uint64_t off, size;
 } member;
 
@@ -78,8 +79,10 @@ static int file_skip(void *ctx, uint64_t n, char *err, size_t errlen)
 
 static void archive_close(archive *a)
 {
-    for (size_t i = 0; i < a->n; i++)
+    for (size_t i = 0; i < a->n; i++) {
         free(a->m[i].name);
+        free(a->m[i].link);
+    }
     free(a->m);
     if (a->f)
         fclose(a->f);
@@ -119,12 +122,26 @@ static int archive_index(archive *a, char *err, size_t errlen)
                  (unsigned long long)e->size);
             goto out;
         }
-        if (e->type != HA_TAR_FILE)
+        if (e->type != HA_TAR_FILE && e->type != HA_TAR_SYMLINK && e->type != HA_TAR_HARDLINK)
             continue;
-        char norm[HA_TAR_NAME_MAX], e2[HA_LINT_ERR];
+        char norm[HA_TAR_NAME_MAX], e2[HA_LINT_ERR], link[HA_TAR_NAME_MAX] = "";
         if (ha_fs_normalize(e->name, norm, sizeof(norm), e2, sizeof(e2)) != 0) {
             errf(err, errlen, "member %s", e2);
             goto out;
+        }
+        /* docker save stores a layer that appears twice once, and links the other name to it
+         * (`<id>/layer.tar -> ../<other id>/layer.tar`). */
+        if (e->type != HA_TAR_FILE) {
+            char joined[2 * HA_TAR_NAME_MAX];
+            const char *slash = strrchr(norm, '/');
+            if (e->type == HA_TAR_SYMLINK && e->linkname[0] != '/' && slash)
+                errf(joined, sizeof(joined), "%.*s/%s", (int)(slash - norm), norm, e->linkname);
+            else
+                errf(joined, sizeof(joined), "%s", e->linkname);
+            if (ha_fs_normalize(joined, link, sizeof(link), e2, sizeof(e2)) != 0) {
+                errf(err, errlen, "member %.200s links to %s", norm, e2);
+                goto out;
+            }
         }
         if (a->n == MAX_MEMBERS) {
             errf(err, errlen, "more than %d members: not an image archive", MAX_MEMBERS);
@@ -140,7 +157,9 @@ static int archive_index(archive *a, char *err, size_t errlen)
             a->m = m;
             a->cap = nc;
         }
-        if (!(a->m[a->n].name = strdup(norm))) {
+        a->m[a->n].link = NULL;
+        if (!(a->m[a->n].name = strdup(norm)) || (link[0] && !(a->m[a->n].link = strdup(link)))) {
+            free(a->m[a->n].name);
             errf(err, errlen, "out of memory");
             goto out;
         }
@@ -191,15 +210,23 @@ static int archive_find(archive *a, const char *name, FILE **f, uint64_t *off, u
         *owned = true;
         return 1;
     }
-    /* The last member of a name wins, as when a tar is extracted. */
-    for (size_t i = a->n; i-- > 0;) {
-        if (strcmp(a->m[i].name, norm) == 0) {
-            *f = a->f;
-            *off = a->m[i].off;
-            *size = a->m[i].size;
-            *owned = false;
-            return 1;
+    /* The last member of a name wins, as when a tar is extracted; links are followed (a few
+     * hops: a loop is "missing"). */
+    for (int hops = 0; hops < 8; hops++) {
+        size_t i = a->n;
+        while (i-- > 0 && strcmp(a->m[i].name, norm) != 0)
+            ;
+        if (i == (size_t)-1)
+            return 0;
+        if (a->m[i].link) {
+            memmove(norm, a->m[i].link, strlen(a->m[i].link) + 1);
+            continue;
         }
+        *f = a->f;
+        *off = a->m[i].off;
+        *size = a->m[i].size;
+        *owned = false;
+        return 1;
     }
     return 0;
 }
@@ -590,7 +617,11 @@ static int blob_name(const char *digest, char *name, size_t len, char *err, size
 static uint64_t desc_size(const cJSON *d)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(d, "size");
-    return cJSON_IsNumber(s) && s->valuedouble >= 0 ? (uint64_t)s->valuedouble : UINT64_MAX;
+    if (!cJSON_IsNumber(s) || s->valuedouble < 0)
+        return UINT64_MAX; /* absent: not checked */
+    if (s->valuedouble >= 9.0e15)
+        return UINT64_MAX - 1; /* beyond any file here: a certain mismatch, never a bad cast */
+    return (uint64_t)s->valuedouble;
 }
 
 static int collect(archive *a, const cJSON *index, int depth, candidates *out, char *err,

@@ -119,19 +119,29 @@ def write_tar(path, members):
                 ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, EPOCH
                 t.addfile(ti)
             ti = tarfile.TarInfo(name)
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, EPOCH
+            ti.mode, ti.mtime = 0o644, EPOCH
+            if isinstance(data, tuple):  # ("symlink", target)
+                ti.type, ti.linkname = tarfile.SYMTYPE, data[1]
+                t.addfile(ti)
+                continue
+            ti.size = len(data)
             t.addfile(ti, io.BytesIO(data))
 
 
 def docker_save(path, img, tag="example/app:latest"):
     """Like Docker 20.10: layers uncompressed (gzip ones are stored as given), then the
-    config, then manifest.json at the end."""
-    members, names, parent = [], [], ""
+    config, then manifest.json at the end. A layer that appears twice is stored once and the
+    second name is a symlink to the first (`<id>/layer.tar -> ../<first id>/layer.tar`)."""
+    members, names, parent, first = [], [], "", {}
     for blob in img.blobs:
         v1 = sha((parent + sha(blob)).encode())
         parent = v1
         members.append((f"{v1}/VERSION", b"1.0"))
-        members.append((f"{v1}/layer.tar", blob))
+        if sha(blob) in first:
+            members.append((f"{v1}/layer.tar", ("symlink", f"../{first[sha(blob)]}/layer.tar")))
+        else:
+            first[sha(blob)] = v1
+            members.append((f"{v1}/layer.tar", blob))
         names.append(f"{v1}/layer.tar")
     cfg = img.config()
     members.append((f"{sha(cfg)}.json", cfg))

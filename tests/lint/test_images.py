@@ -158,6 +158,11 @@ def test_merge_rules():
     img = mi.Image([shell, [("whiteout", "bin/sh")], [("symlink", "bin/sh", "dash")]])
     mi.crane_tarball(path("readd.tar"), img)
     expect("a later layer re-adds /bin/sh", taskdef(SH), path("readd.tar"), None)
+    sh_only = [("dir", "bin", 0o755), ("file", "bin/dash", 0o755), ("symlink", "bin/sh", "dash")]
+    img = mi.Image([sh_only, [("whiteout", "bin/sh")], sh_only])
+    mi.docker_save(path("dup-layer.tar"), img)
+    expect("docker save stores a repeated layer once, linked: the third layer re-adds /bin/sh",
+           taskdef(["CMD", "/bin/sh"]), path("dup-layer.tar"), None, note="3 layers")
     img = mi.Image([shell, [("whiteout", "bin")]])
     mi.oci(path("wh-dir.oci"), img)
     expect("whiteout of a whole directory", taskdef(SH), path("wh-dir.oci"), "image-no-shell",
