@@ -2,10 +2,10 @@
 # shellcheck disable=SC2086,SC2046,SC2016  # flag strings split on purpose; apt --format is literal
 # deploy/build-static.sh: build a fully static, stripped healthagg with musl.
 #
-# libuv, cJSON, nghttp2 (library only) and zlib (gzip layers for `healthagg lint --image`) are
-# built from Debian *source* packages (apt-get source through a deb-src list private to the build
-# directory: the machine's apt configuration is never edited), llhttp from Debian's node-llhttp
-# sources. Everything downloaded or built lives under the build directory (default:
+# libuv, cJSON, c-ares, nghttp2 (library only) and zlib (gzip layers for `healthagg lint --image`)
+# are built from Debian *source* packages (apt-get source through a deb-src list private to the
+# build directory: the machine's apt configuration is never edited), llhttp from Debian's
+# node-llhttp sources. Everything downloaded or built lives under the build directory (default:
 # build-static/ at the top of the repository, which git ignores); nothing third-party is ever
 # written into the source tree.
 #
@@ -186,6 +186,7 @@ fetch_source libuv1
 fetch_source cjson
 fetch_source nghttp2
 fetch_source zlib
+fetch_source c-ares
 
 # ---------------------------------------------------------------------------------------------
 # 3. Static libuv, cJSON and nghttp2 with musl-gcc into a private prefix (libraries + .pc files).
@@ -249,11 +250,14 @@ build_zlib() {
   printf '%s\n' "$want" > "$stamp"
 }
 build_zlib
+# c-ares: the asynchronous resolver (library only, static).
+build_dep c-ares "$srcdir/c-ares/" -DCARES_STATIC=ON -DCARES_SHARED=OFF -DCARES_BUILD_TOOLS=OFF \
+  -DCARES_BUILD_TESTS=OFF -DCARES_STATIC_PIC=OFF
 rm -f "$prefix"/lib/*.so "$prefix"/lib/*.so.*
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 export PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig"
-for m in libuv-static libcjson libnghttp2 zlib; do
+for m in libuv-static libcjson libnghttp2 zlib libcares; do
   pkg-config --exists "$m" || die "pkg-config cannot find $m in $PKG_CONFIG_LIBDIR"
 done
 

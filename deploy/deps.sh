@@ -2,9 +2,10 @@
 # deploy/deps.sh - install what building healthagg (and, with --tests, testing it) needs, from
 # Debian's packages. Idempotent: installs only what is missing and runs `apt-get update` only
 # then. Needs root (or sudo) when something is missing.
-#   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, libnghttp2-dev, node-llhttp (llhttp's
-#           C sources), and what deploy/build-mbedtls.sh needs to fetch Debian trixie's mbedtls
-#           source package through a private deb-src list (dpkg-dev, bzip2, the keyring, gpgv)
+#   build:  gcc, cmake, pkg-config, libuv1-dev, libcjson-dev, libnghttp2-dev, libc-ares-dev,
+#           node-llhttp (llhttp's C sources), and what deploy/build-mbedtls.sh needs to fetch
+#           Debian trixie's mbedtls source package through a private deb-src list (dpkg-dev,
+#           bzip2, the keyring, gpgv)
 #   tests:  python3 (Debian's, for the integration tests), curl, valgrind, wrk (soak), nodejs + npm
 #           (the gRPC test server, tests/grpc/; skipped when `node` and `npm` are already on PATH,
 #           e.g. from another distribution of Node.js), openssl and nginx (the TLS peers),
@@ -13,8 +14,8 @@
 #   --only "PKG ...": exactly these packages (how tests/deploy/deps.sh installs its own)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev libnghttp2-dev node-llhttp dpkg-dev bzip2
-      xz-utils debian-archive-keyring gpgv"
+pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev libnghttp2-dev libc-ares-dev node-llhttp
+      dpkg-dev bzip2 xz-utils debian-archive-keyring gpgv"
 if [ "${1:-}" = "--only" ]; then
   pkgs=$2
 elif [ "${1:-}" = "--tests" ]; then

@@ -7,6 +7,7 @@
  * was wrong and how to fix it. Unknown and duplicate keys are errors: a typo in a health
  * check config must never silently fall back to a default. */
 #include "healthagg/config.h"
+#include "healthagg/check_type.h"
 
 #include "healthagg/quote.h"
 
@@ -49,11 +50,6 @@ static void set_builtin_check_defaults(ha_check_config *d)
     d->failure_threshold = 3;
     d->success_threshold = 1;
     d->critical = true;
-    d->method_head = false;
-    d->expect[0].lo = 200;
-    d->expect[0].hi = 399;
-    d->n_expect = 1;
-    d->max_response_bytes = 64 * 1024;
 }
 
 static void set_builtin_defaults(ha_config *c)
@@ -173,51 +169,99 @@ static int get_string(const cJSON *v, const char *path, char *out, size_t outlen
     return 0;
 }
 
-static int get_expect_status(const cJSON *v, const char *path, ha_check_config *c, errbuf e)
+/* The same readers for the check types' keys (check_type.h), so every key of every type reads
+ * and fails the same way. */
+int ha_json_uint(const cJSON *v, const char *path, unsigned min, unsigned max, unsigned *out,
+                 char *err, size_t errlen)
 {
-    const cJSON *items = v;
-    size_t count = cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 1;
-    if (count == 0 || count > HA_EXPECT_MAX)
-        return errf(e, "%s: give 1 to %d status codes or ranges", path, HA_EXPECT_MAX);
-    const cJSON *it = cJSON_IsArray(v) ? items->child : v;
-    for (size_t i = 0; i < count; i++, it = it->next) {
-        char msg[HA_ERR_MAX], text[32];
-        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
-            fabs(it->valuedouble) < 1e6) {
-            snprintf(text, sizeof(text), "%d", (int)it->valuedouble);
-        } else if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(text)) {
-            strcpy(text, it->valuestring);
-        } else {
-            return errf(e, "%s[%zu]: expected a status like 200, \"200-399\" or \"2xx\", got %s",
-                        path, i, json_type_name(it));
-        }
-        if (ha_parse_status_range(text, &c->expect[i], msg, sizeof(msg)) != 0)
-            return errf(e, "%s[%zu]: %s", path, i, msg);
-    }
-    c->n_expect = count;
-    return 0;
+    return get_uint(v, path, min, max, out, (errbuf){err, errlen});
 }
 
-/* Keys a check and "defaults" share. */
-static const char *const check_keys_defaults[] = {
-    "interval", "timeout", "start_period",  "failure_threshold",  "success_threshold",
-    "critical", "method",  "expect_status", "max_response_bytes", "start_interval",
-    NULL};
-static const char *const check_keys_check[] = {"name",
-                                               "url",
-                                               "interval",
-                                               "timeout",
-                                               "start_period",
-                                               "failure_threshold",
-                                               "success_threshold",
-                                               "critical",
-                                               "method",
-                                               "expect_status",
-                                               "expect_body",
-                                               "max_response_bytes",
-                                               "start_interval",
-                                               "container",
-                                               NULL};
+int ha_json_duration(const cJSON *v, const char *path, uint64_t *out, char *err, size_t errlen)
+{
+    return get_duration(v, path, out, (errbuf){err, errlen});
+}
+
+int ha_json_bool(const cJSON *v, const char *path, bool *out, char *err, size_t errlen)
+{
+    return get_bool(v, path, out, (errbuf){err, errlen});
+}
+
+int ha_json_string(const cJSON *v, const char *path, char *out, size_t outlen, char *err,
+                   size_t errlen)
+{
+    return get_string(v, path, out, outlen, (errbuf){err, errlen});
+}
+
+/* Keys every check has, whatever its type; "defaults" takes these (but name and url) plus any
+ * type's keys, which then apply to the checks whose type has them. */
+static const char *const common_keys[] = {"name",
+                                          "url",
+                                          "interval",
+                                          "timeout",
+                                          "start_period",
+                                          "failure_threshold",
+                                          "success_threshold",
+                                          "critical",
+                                          "start_interval",
+                                          "container",
+                                          NULL};
+
+/* Keys that identify one check, which "defaults" cannot set. */
+static bool is_per_check_only(const char *k)
+{
+    return strcmp(k, "name") == 0 || strcmp(k, "url") == 0 || strcmp(k, "container") == 0;
+}
+
+static bool is_common_key(const char *k, bool in_defaults)
+{
+    if (in_defaults && is_per_check_only(k))
+        return false;
+    for (size_t i = 0; common_keys[i]; i++)
+        if (strcmp(common_keys[i], k) == 0)
+            return true;
+    return false;
+}
+
+static size_t list_keys(char *buf, size_t len, size_t off, const char *const *keys, bool skip_id)
+{
+    for (size_t i = 0; keys[i] && off < len; i++) {
+        if (skip_id && is_per_check_only(keys[i]))
+            continue;
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", keys[i]);
+    }
+    return off;
+}
+
+/* Unknown and duplicate keys of a check (row known) or of "defaults" (row NULL). */
+static int check_check_keys(const cJSON *obj, const char *path, const ha_scheme_row *row, errbuf e)
+{
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        const char *k = it->string;
+        for (const cJSON *prev = obj->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, k) == 0)
+                return errf(e, "%s.%.64s: key appears twice; keep one", path, k);
+        if (is_common_key(k, row == NULL))
+            continue;
+        if (row ? ha_row_has_key(row, k) : ha_type_key_known(k))
+            continue;
+        char list[768];
+        size_t off = list_keys(list, sizeof(list), 0, common_keys, row == NULL);
+        if (row) {
+            char own[512];
+            ha_row_key_list(row, own, sizeof(own));
+            if (own[0] && off < sizeof(list))
+                snprintf(list + off, sizeof(list) - off, ", %s", own);
+            if (ha_type_key_known(k))
+                return errf(e, "%s.%.64s: not a key of %s checks; valid keys: %s", path, k,
+                            row->scheme, list);
+        } else if (off < sizeof(list)) {
+            snprintf(list + off, sizeof(list) - off, ", and the keys of any check type");
+        }
+        return errf(e, "%s.%.64s: unknown key; valid keys here are: %s", path, k, list);
+    }
+    return 0;
+}
 
 static int apply_check_fields(const cJSON *obj, const char *path, ha_check_config *c, errbuf e)
 {
@@ -242,19 +286,6 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
             rc = get_uint(v, p, 1, 100, &c->success_threshold, e);
         } else if (strcmp(k, "critical") == 0) {
             rc = get_bool(v, p, &c->critical, e);
-        } else if (strcmp(k, "method") == 0) {
-            if (!cJSON_IsString(v) ||
-                (strcmp(v->valuestring, "GET") != 0 && strcmp(v->valuestring, "HEAD") != 0))
-                return errf(e, "%s: expected \"GET\" or \"HEAD\"", p);
-            c->method_head = strcmp(v->valuestring, "HEAD") == 0;
-        } else if (strcmp(k, "expect_status") == 0) {
-            rc = get_expect_status(v, p, c, e);
-        } else if (strcmp(k, "expect_body") == 0) {
-            rc = get_string(v, p, c->expect_body, sizeof(c->expect_body), e);
-        } else if (strcmp(k, "max_response_bytes") == 0) {
-            unsigned n = 0;
-            if ((rc = get_uint(v, p, 256, 16 * 1024 * 1024, &n, e)) == 0)
-                c->max_response_bytes = n;
         } else if (strcmp(k, "name") == 0) {
             rc = get_string(v, p, c->name, sizeof(c->name), e);
             if (rc == 0 && c->name[0] == '\0')
@@ -262,12 +293,6 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
                             "%s: empty; leave \"name\" out to use the default (HOST:PORT of the "
                             "url) or give one",
                             p);
-        } else if (strcmp(k, "url") == 0) {
-            char msg[HA_ERR_MAX];
-            if ((rc = get_string(v, p, c->url_text, sizeof(c->url_text), e)) != 0)
-                return rc;
-            if (ha_parse_url(c->url_text, &c->url, msg, sizeof(msg)) != 0)
-                return errf(e, "%s: %s", p, msg);
         }
         if (rc != 0)
             return rc;
@@ -315,9 +340,18 @@ static int apply_server_fields(const cJSON *obj, ha_config *c, errbuf e)
     return 0;
 }
 
-/* Derives a name from the URL when none is given: "127.0.0.1:8080". */
+/* Derives a name from the URL when none is given: "127.0.0.1:8080", or a file's base name. */
 static void default_name(ha_check_config *c)
 {
+    if (!c->row->transport) {
+        const char *base = strrchr(c->url.path, '/');
+        snprintf(c->name, sizeof(c->name), "%.*s", (int)sizeof(c->name) - 1,
+                 base && base[1] ? base + 1 : "file");
+        for (char *q = c->name; *q; q++) /* a name, not a path: keep it to the valid set */
+            if (!(isalnum((unsigned char)*q) || strchr("_-.:", *q)))
+                *q = '_';
+        return;
+    }
     ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, c->name, sizeof(c->name));
 }
 
@@ -406,9 +440,31 @@ static cJSON *parse_document(const char *json, size_t len, const char *origin, e
     return root;
 }
 
+/* The check's url (parsed first: it decides which keys are valid), its keys, its type's keys. */
+static int apply_check(const cJSON *obj, const cJSON *defaults_json, const char *path,
+                       ha_check_config *cc, errbuf e)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(obj, "url");
+    if (!u)
+        return errf(e,
+                    "%s.url: missing; every check needs a url such as "
+                    "\"http://127.0.0.1:8080/healthz\" or \"tcp://127.0.0.1:5432\"",
+                    path);
+    char p[PATH_MAX_LEN + 8], msg[HA_ERR_MAX];
+    snprintf(p, sizeof(p), "%s.url", path);
+    if (!cJSON_IsString(u))
+        return errf(e, "%s: expected a string, got %s", p, json_type_name(u));
+    if (ha_check_parse_url(cc, u->valuestring, msg, sizeof(msg)) != 0)
+        return errf(e, "%s: %s", p, msg);
+    if (check_check_keys(obj, path, cc->row, e) != 0 || apply_check_fields(obj, path, cc, e) != 0)
+        return -1;
+    ha_key_source src = {defaults_json, obj, path, e.buf, e.len};
+    return ha_check_parse_keys(cc, &src);
+}
+
 /* The JSON document, applied on top of `out`'s current contents. */
 static int apply_json(const char *json, size_t len, const char *origin, ha_config *out,
-                      ha_check_config *defaults, errbuf e)
+                      ha_check_config *defaults, cJSON **defaults_json, errbuf e)
 {
     static const char *const top_keys[] = {
         "listen",       "shutdown_grace",           "defaults", "checks", "server", "enforce",
@@ -459,9 +515,13 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
             errf(e, "defaults: expected an object, got %s", json_type_name(v));
             goto out;
         }
-        if (check_keys(v, "defaults", check_keys_defaults, e) != 0 ||
+        if (check_check_keys(v, "defaults", NULL, e) != 0 ||
             apply_check_fields(v, "defaults", defaults, e) != 0)
             goto out;
+        if (defaults_json && !(*defaults_json = cJSON_Duplicate(v, true))) {
+            errf(e, "defaults: out of memory");
+            goto out;
+        }
     }
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
     if (checks) {
@@ -492,19 +552,12 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
             }
             ha_check_config *cc = &out->checks[i];
             *cc = *defaults;
-            if (check_keys(c, path, check_keys_check, e) != 0 ||
-                apply_check_fields(c, path, cc, e) != 0)
+            out->n_checks = i + 1; /* owned from here: ha_config_free releases its type keys */
+            if (apply_check(c, cJSON_GetObjectItemCaseSensitive(root, "defaults"), path, cc, e) !=
+                0)
                 goto out;
-            if (!cJSON_GetObjectItemCaseSensitive(c, "url")) {
-                errf(e,
-                     "%s.url: missing; every check needs a url such as "
-                     "\"http://127.0.0.1:8080/healthz\" or \"tcp://127.0.0.1:5432\"",
-                     path);
-                goto out;
-            }
             if (cc->name[0] == '\0')
                 default_name(cc);
-            out->n_checks = i + 1;
         }
     }
     snprintf(out->source, sizeof(out->source), "%s", origin);
@@ -585,7 +638,7 @@ static int apply_listen(const char *text, const char *what, ha_config *out, errb
 }
 
 static int apply_flag_checks(const ha_config_inputs *in, ha_config *out,
-                             const ha_check_config *defaults, errbuf e)
+                             const ha_check_config *defaults, const cJSON *defaults_json, errbuf e)
 {
     if (in->n_flag_checks == 0)
         return 0;
@@ -611,14 +664,16 @@ static int apply_flag_checks(const ha_config_inputs *in, ha_config *out,
             url = eq + 1;
         }
         char msg[HA_ERR_MAX];
-        if (strlen(url) >= sizeof(c->url_text))
-            return errf(e, "--check %.80s: URL is too long", arg);
-        strcpy(c->url_text, url);
-        if (ha_parse_url(url, &c->url, msg, sizeof(msg)) != 0)
+        out->n_checks++; /* owned from here: ha_config_free releases its type keys */
+        if (ha_check_parse_url(c, url, msg, sizeof(msg)) != 0)
             return errf(e, "--check %.200s: %s", arg, msg);
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "--check %.80s", arg);
+        ha_key_source src = {defaults_json, NULL, path, e.buf, e.len};
+        if (ha_check_parse_keys(c, &src) != 0)
+            return -1;
         if (c->name[0] == '\0')
             default_name(c);
-        out->n_checks++;
     }
     return 0;
 }
@@ -779,14 +834,6 @@ static int validate(ha_config *c, errbuf e)
                         "checks[%zu].container: \"%.64s\" is not an ECS container name "
                         "(letters, digits, _ and -)",
                         i, k->container);
-        if (k->url.scheme == HA_SCHEME_TCP && k->expect_body[0])
-            return errf(e, "checks[%zu].expect_body: only http checks have a body (check \"%s\")",
-                        i, k->name);
-        if (k->method_head && k->expect_body[0])
-            return errf(e,
-                        "checks[%zu].expect_body: a HEAD response has no body; use "
-                        "\"method\": \"GET\" (check \"%s\")",
-                        i, k->name);
     }
     return 0;
 }
@@ -798,7 +845,7 @@ int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_co
     ha_check_config defaults;
     set_builtin_defaults(out);
     set_builtin_check_defaults(&defaults);
-    if (apply_json(json, len, origin, out, &defaults, e) != 0 || validate(out, e) != 0) {
+    if (apply_json(json, len, origin, out, &defaults, NULL, e) != 0 || validate(out, e) != 0) {
         ha_config_free(out);
         return -1;
     }
@@ -815,11 +862,12 @@ int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t
     char *json = NULL;
     size_t len = 0;
     char origin[sizeof(out->source)];
+    cJSON *defaults_json = NULL; /* the JSON "defaults", applied to --check flags too */
     int src = load_json_source(in, &json, &len, origin, sizeof(origin), e);
     if (src < 0)
         goto fail;
     if (src == 0) {
-        int rc = apply_json(json, len, origin, out, &defaults, e);
+        int rc = apply_json(json, len, origin, out, &defaults, &defaults_json, e);
         free(json);
         if (rc != 0)
             goto fail;
@@ -831,7 +879,8 @@ int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t
         goto fail;
 
     flag_overrides f;
-    if (parse_flag_overrides(in, &f, out, e) != 0 || apply_flag_checks(in, out, &defaults, e) != 0)
+    if (parse_flag_overrides(in, &f, out, e) != 0 ||
+        apply_flag_checks(in, out, &defaults, defaults_json, e) != 0)
         goto fail;
     for (size_t i = 0; i < out->n_checks; i++) {
         ha_check_config *c = &out->checks[i];
@@ -848,8 +897,10 @@ int ha_config_load(const ha_config_inputs *in, ha_config *out, char *err, size_t
     }
     if (check_flag_conflicts(out, &f, in, &defaults, e) != 0 || validate(out, e) != 0)
         goto fail;
+    cJSON_Delete(defaults_json);
     return 0;
 fail:
+    cJSON_Delete(defaults_json);
     ha_config_free(out);
     return -1;
 }
@@ -890,15 +941,9 @@ int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen
 
 void ha_config_free(ha_config *c)
 {
+    for (size_t i = 0; c->checks && i < c->n_checks; i++)
+        ha_check_config_release(&c->checks[i]);
     free(c->checks);
     c->checks = NULL;
     c->n_checks = 0;
-}
-
-bool ha_status_expected(const ha_check_config *c, int status)
-{
-    for (size_t i = 0; i < c->n_expect; i++)
-        if (status >= c->expect[i].lo && status <= c->expect[i].hi)
-            return true;
-    return false;
 }

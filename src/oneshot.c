@@ -15,6 +15,7 @@ typedef struct oneshot {
     bool inited;
     bool done;
     ha_result result;
+    size_t *remaining; /* probes still running; the loop stops at 0 */
 } oneshot;
 
 static void on_done(ha_probe *p, const ha_result *r)
@@ -22,6 +23,8 @@ static void on_done(ha_probe *p, const ha_result *r)
     oneshot *o = p->data;
     o->done = true;
     o->result = *r;
+    if (--*o->remaining == 0)
+        uv_stop(p->loop); /* don't wait for a lookup that outlived its attempt */
 }
 
 int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *out)
@@ -38,6 +41,8 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *o
         return 1;
     }
     int rc = 0;
+    size_t remaining = 0;
+    ha_resolver *resolver = NULL;
     for (size_t i = 0; i < n; i++) {
         oneshot *o = &all[i];
         char err[HA_ERR_MAX];
@@ -46,32 +51,43 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *o
         c->interval_ms = timeout_ms + 1;
         c->failure_threshold = c->success_threshold = 1;
         c->critical = true;
-        c->expect[0].lo = 200;
-        c->expect[0].hi = 399;
-        c->n_expect = 1;
-        c->max_response_bytes = 64 * 1024;
-        snprintf(c->url_text, sizeof(c->url_text), "%s", urls[i]);
-        if (ha_parse_url(urls[i], &c->url, err, sizeof(err)) != 0) {
+        o->remaining = &remaining;
+        ha_key_source src = {NULL, NULL, urls[i], err, sizeof(err)};
+        if (ha_check_parse_url(c, urls[i], err, sizeof(err)) != 0 ||
+            ha_check_parse_keys(c, &src) != 0) {
             o->done = true;
             o->result.ok = false;
             snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
             continue;
         }
-        int e = ha_probe_init(&o->probe, &loop, c, on_done, o);
+        ha_addr_list lit;
+        if (!resolver && c->row->transport &&
+            !ha_addr_literal(c->url.host, c->url.host_is_ipv6, 1, &lit) &&
+            !(resolver = ha_resolver_new(&loop, err, sizeof(err)))) {
+            o->done = true;
+            snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
+            continue;
+        }
+        int e = ha_probe_init(&o->probe, &loop, resolver, c, on_done, o);
         if (e != 0) {
             o->done = true;
             snprintf(o->result.reason, sizeof(o->result.reason), "%s", uv_strerror(e));
             continue;
         }
         o->inited = true;
-        ha_probe_start(&o->probe);
+        remaining++;
     }
-    uv_run(&loop, UV_RUN_DEFAULT); /* returns once every probe reported and its socket closed */
+    for (size_t i = 0; i < n; i++)
+        if (all[i].inited)
+            ha_probe_start(&all[i].probe);
+    if (remaining > 0)
+        uv_run(&loop, UV_RUN_DEFAULT); /* stops once every probe reported */
     for (size_t i = 0; i < n; i++) {
         oneshot *o = &all[i];
         if (o->inited)
             ha_probe_close(&o->probe);
     }
+    ha_resolver_close(resolver); /* ends a lookup still in flight */
     uv_run(&loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < n; i++) {
         oneshot *o = &all[i];
@@ -86,6 +102,8 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *o
         fputc('\n', out);
     }
     fflush(out);
+    for (size_t i = 0; i < n; i++)
+        ha_check_config_release(&all[i].cfg);
     free(all);
     uv_loop_close(&loop);
     return rc;

@@ -170,7 +170,7 @@ static int parse_authority(const char *a, size_t n, char *host, size_t hostlen, 
 
 int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
 {
-    static const char hint[] = "use http://HOST:PORT/PATH or tcp://HOST:PORT";
+    static const char hint[] = "use http://HOST:PORT/PATH, tcp://HOST:PORT or file:///PATH";
     if (!s || !*s)
         return fail(err, errlen, "empty URL; %s", hint);
     for (const char *c = s; *c; c++)
@@ -179,50 +179,48 @@ int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen)
     if (ha_utf8_invalid_at(s, strlen(s)) != strlen(s))
         return fail(err, errlen, "URL is not valid UTF-8; percent-encode other bytes (%%XX)");
     memset(out, 0, sizeof(*out));
-    const char *rest;
-    if (strncasecmp(s, "http://", 7) == 0) {
-        out->scheme = HA_SCHEME_HTTP;
-        rest = s + 7;
-    } else if (strncasecmp(s, "tcp://", 6) == 0) {
-        out->scheme = HA_SCHEME_TCP;
-        rest = s + 6;
-    } else if (strncasecmp(s, "https://", 8) == 0) {
-        return fail(err, errlen,
-                    "https is not supported: probe the app over plain http on the task's "
-                    "localhost (TLS belongs at the load balancer); %s",
-                    hint);
-    } else {
-        const char *sep = strstr(s, "://");
-        if (sep)
-            return fail(err, errlen, "unsupported scheme \"%.*s\"; %s",
-                        (int)(sep - s > 16 ? 16 : sep - s), s, hint);
+    const char *sep = strstr(s, "://");
+    size_t slen = sep ? (size_t)(sep - s) : 0;
+    if (!sep || slen == 0)
         return fail(err, errlen, "\"%.60s\" has no scheme; %s", s, hint);
+    if (slen >= sizeof(out->scheme))
+        return fail(err, errlen, "unsupported scheme \"%.16s\"; %s", s, hint);
+    for (size_t i = 0; i < slen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalpha(c))
+            return fail(err, errlen, "unsupported scheme \"%.*s\"; %s", (int)slen, s, hint);
+        out->scheme[i] = (char)tolower(c);
     }
+    const char *rest = sep + 3;
     size_t alen = strcspn(rest, "/?#");
     if (memchr(rest, '@', alen))
         return fail(err, errlen,
                     "user information (user:password@) is not allowed in URLs: it would be "
                     "logged and shown in /health; send credentials in a header with \"headers\" "
                     "(e.g. {\"Authorization\": \"Basic ${APP_AUTH}\"})");
+    if (strcmp(out->scheme, "file") == 0) {
+        /* file:///ABS/PATH: no host, the rest is a local path taken literally. */
+        if (alen != 0 && !(alen == 9 && strncasecmp(rest, "localhost", 9) == 0))
+            return fail(err, errlen, "file:// URLs name a local path: file:///run/beat");
+        rest += alen;
+        if (rest[0] != '/')
+            return fail(err, errlen, "file:// needs an absolute path, e.g. file:///run/beat");
+        size_t plen = strlen(rest);
+        if (plen >= sizeof(out->path))
+            return fail(err, errlen, "URL path is longer than %d bytes", HA_PATH_MAX - 1);
+        memcpy(out->path, rest, plen + 1);
+        out->has_path = true;
+        return 0;
+    }
     const char *pstart, *pend;
     if (parse_authority(rest, alen, out->host, sizeof(out->host), &out->host_is_ipv6, &pstart,
                         &pend, err, errlen) != 0)
         return -1;
-    if (pstart) {
-        if (parse_port(pstart, pend, false, &out->port, err, errlen) != 0)
-            return -1;
-    } else if (out->scheme == HA_SCHEME_HTTP) {
-        out->port = 80;
-    } else {
-        return fail(err, errlen, "tcp:// needs a port, e.g. tcp://127.0.0.1:5432");
-    }
+    if (pstart && parse_port(pstart, pend, false, &out->port, err, errlen) != 0)
+        return -1;
     const char *path = rest + alen;
     size_t plen = strcspn(path, "#"); /* a fragment is never sent */
-    if (out->scheme == HA_SCHEME_TCP) {
-        if (plen != 0 && !(plen == 1 && path[0] == '/'))
-            return fail(err, errlen, "tcp:// URLs have no path; use tcp://HOST:PORT");
-        return 0;
-    }
+    out->has_path = !(plen == 0 || (plen == 1 && path[0] == '/'));
     if (plen == 0) {
         strcpy(out->path, "/");
         return 0;

@@ -210,11 +210,13 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror_mod
     char err[HA_ERR_MAX];
     if (ha_parse_url(url, &u, err, sizeof(err)) != 0)
         return unhealthy(po, "bad --url %s: %s", url, err);
-    if (u.scheme != HA_SCHEME_HTTP)
+    if (strcmp(u.scheme, "http") != 0)
         return unhealthy(po,
                          "bad --url %s: the sidecar answers http://, e.g. "
                          "http://127.0.0.1:8099/readyz",
                          url);
+    if (u.port == 0)
+        u.port = 80;
     /* "host:port" (bracketed for IPv6), the Host header and the name in messages. */
     char target[HA_HOST_MAX + 16];
     size_t hl = strlen(u.host), tl = 0;

@@ -169,6 +169,7 @@ static void log_startup(const ha_context *ctx)
             if (k->container[0])
                 cJSON_AddStringToObject(e, "container", k->container);
             cJSON_AddBoolToObject(e, "critical", k->critical);
+            ha_check_describe(k, e);
             cJSON_AddItemToArray(arr, e);
         }
     }

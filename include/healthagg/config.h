@@ -10,15 +10,16 @@
 
 #define HA_NAME_MAX 64
 #define HA_URL_TEXT_MAX 1100
-#define HA_EXPECT_MAX 16
-#define HA_BODY_MATCH_MAX 256
 #define HA_MAX_CHECKS 4096
 #define HA_MAX_FLAG_CHECKS 64
+
+struct ha_scheme_row;
 
 typedef struct ha_check_config {
     char name[HA_NAME_MAX];
     char url_text[HA_URL_TEXT_MAX];
     ha_url url;
+    const struct ha_scheme_row *row; /* the scheme's type and transport (check_type.h) */
     uint64_t interval_ms;
     uint64_t timeout_ms;
     uint64_t start_period_ms;
@@ -26,12 +27,9 @@ typedef struct ha_check_config {
     unsigned failure_threshold;
     unsigned success_threshold;
     bool critical;
-    bool method_head; /* http: HEAD instead of GET */
-    ha_status_range expect[HA_EXPECT_MAX];
-    size_t n_expect;
-    char expect_body[HA_BODY_MATCH_MAX]; /* http: substring the body must contain; "" = any */
-    uint32_t max_response_bytes;         /* http: bytes read before the verdict is taken */
-    char container[HA_NAME_MAX];         /* ECS task container this check watches; "" = none */
+    void *type_cfg;              /* owned: the type's parsed keys (ha_check_config_release) */
+    void *transport_cfg;         /* owned: the transport's parsed keys, or NULL */
+    char container[HA_NAME_MAX]; /* ECS task container this check watches; "" = none */
 } ha_check_config;
 
 /* Bounds on what clients of the health endpoint may cost us. */
@@ -84,6 +82,5 @@ int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_co
 int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen, uint16_t *port,
                           char *err, size_t errlen);
 void ha_config_free(ha_config *c);
-bool ha_status_expected(const ha_check_config *c, int status);
 
 #endif

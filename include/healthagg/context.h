@@ -16,6 +16,11 @@
 
 typedef struct ha_context ha_context;
 
+/* After a stall, answers say "stale" at least this long (and until every check has a fresh
+ * result): requests that queued up during the stall are read in the first loop turns after
+ * it, and must not race the first fresh probe result to a 200. */
+#define HA_STALL_HOLD_MS 250
+
 /* Scheduling of one check: its timer, its probe, and where its state lives. */
 typedef struct ha_check_runtime {
     ha_context *ctx;
@@ -45,6 +50,7 @@ struct ha_context {
     ha_config config;
     ha_check_state *states;   /* parallel to config.checks */
     ha_check_runtime *checks; /* parallel to config.checks */
+    ha_resolver *resolver;    /* NULL unless some check names a host */
 
     ha_agg_status agg;
     char summary[HA_SUMMARY_MAX];

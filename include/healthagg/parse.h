@@ -14,14 +14,15 @@
 #define HA_PATH_MAX 1024
 #define HA_ERR_MAX 512
 
-typedef enum { HA_SCHEME_HTTP, HA_SCHEME_TCP } ha_scheme;
+#define HA_SCHEME_MAX 16
 
 typedef struct ha_url {
-    ha_scheme scheme;
-    char host[HA_HOST_MAX]; /* without IPv6 brackets */
+    char scheme[HA_SCHEME_MAX]; /* lower case: "http", "tcp", "file" */
+    char host[HA_HOST_MAX];     /* without IPv6 brackets; empty for file:// */
     bool host_is_ipv6;
-    uint16_t port;
-    char path[HA_PATH_MAX]; /* http: starts with '/', query included; tcp: empty */
+    uint16_t port;          /* 0 when the URL gave none (the scheme's default applies) */
+    char path[HA_PATH_MAX]; /* starts with '/', query included ("/" when none was given) */
+    bool has_path;          /* the URL had a path or query (tcp:// must not) */
 } ha_url;
 
 typedef struct ha_status_range {
@@ -30,7 +31,9 @@ typedef struct ha_status_range {
 
 /* "250ms", "5s", "2m", "1h", or "0". Upper bound 24h keeps every sum in range. */
 int ha_parse_duration(const char *s, uint64_t *out_ms, char *err, size_t errlen);
-/* http://HOST[:PORT][/PATH] or tcp://HOST:PORT; HOST is a name, IPv4 or [IPv6]. */
+/* SCHEME://HOST[:PORT][/PATH] (HOST a name, IPv4 or [IPv6]) or file:///ABS/PATH. The syntax
+ * only: which schemes exist and what each needs is the check table's business
+ * (ha_check_parse_url in check_type.h). */
 int ha_parse_url(const char *s, ha_url *out, char *err, size_t errlen);
 /* ADDR:PORT where ADDR is an IPv4 literal, [IPv6] or "localhost"; port 0 means ephemeral. */
 int ha_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port, char *err,

@@ -20,6 +20,7 @@ typedef enum { HA_CHECK_STARTING, HA_CHECK_PASS, HA_CHECK_FAIL } ha_check_status
 /* One probe attempt's outcome. */
 typedef struct ha_result {
     bool ok;
+    bool degraded; /* passed, but slower than warn_latency (or a certificate expires soon) */
     uint64_t latency_us;
     int http_status; /* 0 when no status line was read */
     /* The attempt failed on our side (out of file descriptors or memory): it says nothing

@@ -1,55 +1,181 @@
 /* check_http.c - http:// checks: send one prebuilt request, parse the answer with llhttp.
  *
- * The request bytes are built once per check, the parser and read buffer live in the probe,
- * so a check cycle allocates nothing. The verdict is taken at the end of the message, at
- * EOF, or once `max_response_bytes` have been read (status decides then: a health endpoint
- * that streams forever is judged by its status line, as Kubernetes does, not read to the
- * end). The body, when `expect_body` is set, is searched incrementally (KMP), so a match
- * that straddles two reads is still found without buffering the body. */
+ * The request bytes are built once per probe, the parser lives in the probe's type state, so
+ * a check cycle allocates nothing. The verdict is taken at the end of the message, at EOF, or
+ * once `max_response_bytes` have been read (status decides then: a health endpoint that
+ * streams forever is judged by its status line, as Kubernetes does, not read to the end).
+ * The body, when `expect_body` is set, is searched incrementally (KMP), so a match that
+ * straddles two reads is still found without buffering the body. The type is transport-blind:
+ * https:// is this same code over the TLS transport. */
 #include "healthagg/check.h"
 #include "healthagg/quote.h"
 
+#include <llhttp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define HTTP_EXPECT_MAX 16
+#define HTTP_BODY_MATCH_MAX 256
+
+typedef struct http_cfg {
+    bool method_head; /* HEAD instead of GET */
+    ha_status_range expect[HTTP_EXPECT_MAX];
+    size_t n_expect;
+    char expect_body[HTTP_BODY_MATCH_MAX]; /* substring the body must contain; "" = any */
+    uint32_t max_response_bytes;           /* bytes read before the verdict is taken */
+} http_cfg;
+
+typedef struct http_state {
+    char *request; /* prebuilt request bytes, owned */
+    size_t request_len;
+    llhttp_t parser;
+    bool headers_done;
+    bool message_done;
+    size_t body_match_pos; /* KMP state over expect_body */
+    bool body_matched;
+    uint16_t *kmp; /* failure table for expect_body, owned */
+} http_state;
+
+static const char *const http_keys[] = {"method", "expect_status", "expect_body",
+                                        "max_response_bytes", NULL};
+
+static bool status_expected(const http_cfg *h, int status)
+{
+    for (size_t i = 0; i < h->n_expect; i++)
+        if (status >= h->expect[i].lo && status <= h->expect[i].hi)
+            return true;
+    return false;
+}
+
+/* --- config ------------------------------------------------------------------------------- */
+
+static int parse_expect_status(const ha_key_source *src, http_cfg *h)
+{
+    char path[160];
+    const cJSON *v = ha_key_find(src, "expect_status", path, sizeof(path));
+    if (!v)
+        return 0;
+    size_t count = cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 1;
+    if (count == 0 || count > HTTP_EXPECT_MAX)
+        return ha_key_error(src, "%s: give 1 to %d status codes or ranges", path, HTTP_EXPECT_MAX);
+    const cJSON *it = cJSON_IsArray(v) ? v->child : v;
+    for (size_t i = 0; i < count; i++, it = it->next) {
+        char msg[HA_ERR_MAX], text[32];
+        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
+            fabs(it->valuedouble) < 1e6) {
+            snprintf(text, sizeof(text), "%d", (int)it->valuedouble);
+        } else if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof(text)) {
+            strcpy(text, it->valuestring);
+        } else {
+            return ha_key_error(src,
+                                "%s[%zu]: expected a status like 200, \"200-399\" or \"2xx\", "
+                                "got %s",
+                                path, i, ha_json_type_name(it));
+        }
+        if (ha_parse_status_range(text, &h->expect[i], msg, sizeof(msg)) != 0)
+            return ha_key_error(src, "%s[%zu]: %s", path, i, msg);
+    }
+    h->n_expect = count;
+    return 0;
+}
+
+static int http_parse(ha_check_config *c, const ha_key_source *src)
+{
+    http_cfg *h = c->type_cfg;
+    h->expect[0].lo = 200;
+    h->expect[0].hi = 399;
+    h->n_expect = 1;
+    h->max_response_bytes = 64 * 1024;
+    char path[160], method[8] = "GET";
+    int rc;
+    if ((rc = ha_key_string(src, "method", method, sizeof(method))) < 0)
+        return -1;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        ha_key_find(src, "method", path, sizeof(path));
+        return ha_key_error(src, "%s: expected \"GET\" or \"HEAD\"", path);
+    }
+    h->method_head = strcmp(method, "HEAD") == 0;
+    if (parse_expect_status(src, h) != 0)
+        return -1;
+    if (ha_key_string(src, "expect_body", h->expect_body, sizeof(h->expect_body)) < 0)
+        return -1;
+    unsigned n = h->max_response_bytes;
+    if (ha_key_uint(src, "max_response_bytes", 256, 16 * 1024 * 1024, &n) < 0)
+        return -1;
+    h->max_response_bytes = n;
+    if (h->method_head && h->expect_body[0])
+        return ha_key_error(src,
+                            "%s.expect_body: a HEAD response has no body; use \"method\": "
+                            "\"GET\" (check \"%s\")",
+                            src->path, c->name);
+    return 0;
+}
+
+static void http_describe(const ha_check_config *c, cJSON *out)
+{
+    const http_cfg *h = c->type_cfg;
+    cJSON_AddStringToObject(out, "method", h->method_head ? "HEAD" : "GET");
+    cJSON *st = cJSON_AddArrayToObject(out, "expect_status");
+    for (size_t i = 0; st && i < h->n_expect; i++) {
+        char buf[16];
+        if (h->expect[i].lo == h->expect[i].hi)
+            snprintf(buf, sizeof(buf), "%u", (unsigned)h->expect[i].lo);
+        else
+            snprintf(buf, sizeof(buf), "%u-%u", (unsigned)h->expect[i].lo,
+                     (unsigned)h->expect[i].hi);
+        cJSON_AddItemToArray(st, cJSON_CreateString(buf));
+    }
+    if (h->expect_body[0])
+        cJSON_AddStringToObject(out, "expect_body", h->expect_body);
+    cJSON_AddNumberToObject(out, "max_response_bytes", h->max_response_bytes);
+}
+
+/* --- response parsing --------------------------------------------------------------------- */
+
 static int on_headers_complete(llhttp_t *parser)
 {
     ha_probe *p = parser->data;
+    http_state *s = p->type_state;
+    const http_cfg *h = p->cfg->type_cfg;
     if (parser->status_code >= 100 && parser->status_code < 200)
         return 0; /* interim response: the real one follows */
-    p->headers_done = true;
-    return p->cfg->method_head ? 1 : 0; /* 1: a HEAD answer has no body */
+    s->headers_done = true;
+    return h->method_head ? 1 : 0; /* 1: a HEAD answer has no body */
 }
 
 static int on_body(llhttp_t *parser, const char *at, size_t len)
 {
     ha_probe *p = parser->data;
-    const char *needle = p->cfg->expect_body;
-    if (!needle[0] || p->body_matched)
+    http_state *s = p->type_state;
+    const char *needle = ((const http_cfg *)p->cfg->type_cfg)->expect_body;
+    if (!needle[0] || s->body_matched)
         return 0;
-    size_t m = strlen(needle), q = p->body_match_pos;
+    size_t m = strlen(needle), q = s->body_match_pos;
     for (size_t i = 0; i < len; i++) {
         while (q > 0 && needle[q] != at[i])
-            q = p->kmp[q - 1];
+            q = s->kmp[q - 1];
         if (needle[q] == at[i])
             q++;
         if (q == m) {
-            p->body_matched = true;
+            s->body_matched = true;
             break;
         }
     }
-    p->body_match_pos = q;
+    s->body_match_pos = q;
     return 0;
 }
 
 static int on_message_complete(llhttp_t *parser)
 {
     ha_probe *p = parser->data;
+    http_state *s = p->type_state;
     if (parser->status_code >= 100 && parser->status_code < 200)
         return 0;
-    p->message_done = true;
-    return HPE_PAUSED; /* stop: anything after the answer is not ours to read */
+    s->message_done = true;
+    p->close_reset = true; /* a complete answer: close with RST, leave no TIME_WAIT */
+    return HPE_PAUSED;     /* stop: anything after the answer is not ours to read */
 }
 
 static const llhttp_settings_t http_settings = {
@@ -61,18 +187,20 @@ static const llhttp_settings_t http_settings = {
 /* Status and body rules, once enough of the answer is in. */
 static void verdict(ha_probe *p, bool truncated)
 {
-    int status = p->parser.status_code;
-    if (!ha_status_expected(p->cfg, status)) {
+    http_state *s = p->type_state;
+    const http_cfg *h = p->cfg->type_cfg;
+    int status = s->parser.status_code;
+    if (!status_expected(h, status)) {
         ha_probe_finish(p, false, status, "HTTP %d", status);
         return;
     }
-    if (p->cfg->expect_body[0] && !p->body_matched) {
+    if (h->expect_body[0] && !s->body_matched) {
         char shown[48]; /* cut on a character boundary, newlines and such escaped */
-        ha_quote(shown, sizeof(shown), p->cfg->expect_body, strlen(p->cfg->expect_body));
+        ha_quote(shown, sizeof(shown), h->expect_body, strlen(h->expect_body));
         if (truncated)
             ha_probe_finish(p, false, status,
                             "body did not match \"%s\" in the first %u bytes (HTTP %d)", shown,
-                            p->cfg->max_response_bytes, status);
+                            h->max_response_bytes, status);
         else
             ha_probe_finish(p, false, status, "body did not match \"%s\" (HTTP %d)", shown, status);
         return;
@@ -82,102 +210,128 @@ static void verdict(ha_probe *p, bool truncated)
 
 static void http_on_connected(ha_probe *p)
 {
-    ha_probe_write(p, p->request, p->request_len);
+    http_state *s = p->type_state;
+    ha_probe_send(p, s->request, s->request_len);
 }
 
 static void http_on_data(ha_probe *p, const char *data, size_t len)
 {
-    uint64_t cap = p->cfg->max_response_bytes;
+    http_state *s = p->type_state;
+    const http_cfg *h = p->cfg->type_cfg;
+    uint64_t cap = h->max_response_bytes;
     bool over = p->bytes_read > cap;
     if (over) /* parse only up to the cap */
         len -= (size_t)(p->bytes_read - cap);
-    llhttp_errno_t err = llhttp_execute(&p->parser, data, len);
-    if (err == HPE_PAUSED || p->message_done) {
+    llhttp_errno_t err = llhttp_execute(&s->parser, data, len);
+    if (err == HPE_PAUSED || s->message_done) {
         verdict(p, false);
     } else if (err != HPE_OK) {
         ha_probe_finish(p, false, 0, "invalid HTTP response: %s (%s)",
-                        llhttp_get_error_reason(&p->parser), p->target);
+                        llhttp_get_error_reason(&s->parser), p->target);
     } else if (over || p->bytes_read == cap) {
-        if (p->headers_done)
+        if (s->headers_done)
             verdict(p, true);
         else
             ha_probe_finish(p, false, 0, "response headers larger than %u bytes (%s)",
-                            p->cfg->max_response_bytes, p->target);
+                            h->max_response_bytes, p->target);
     }
 }
 
 static void http_on_eof(ha_probe *p)
 {
+    http_state *s = p->type_state;
     if (p->bytes_read == 0) {
         ha_probe_finish(p, false, 0, "connection closed before response (%s)", p->target);
         return;
     }
     /* A close-delimited body (HTTP/1.0, no Content-Length) ends here legitimately. */
-    llhttp_errno_t err = llhttp_finish(&p->parser);
+    llhttp_errno_t err = llhttp_finish(&s->parser);
     /* HPE_PAUSED is our own on_message_complete saying "done", not an error. */
-    if ((err == HPE_OK || err == HPE_PAUSED) && p->message_done) {
+    if ((err == HPE_OK || err == HPE_PAUSED) && s->message_done) {
         verdict(p, false);
-    } else if (!p->headers_done) {
+    } else if (!s->headers_done) {
         ha_probe_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",
                         (unsigned long long)p->bytes_read, p->target);
     } else {
-        ha_probe_finish(p, false, p->parser.status_code,
+        ha_probe_finish(p, false, s->parser.status_code,
                         "connection closed before end of body (HTTP %d, %llu bytes read)",
-                        p->parser.status_code, (unsigned long long)p->bytes_read);
+                        s->parser.status_code, (unsigned long long)p->bytes_read);
     }
 }
 
-const ha_check_ops ha_check_http_ops = {
-    .on_connected = http_on_connected,
-    .on_data = http_on_data,
-    .on_eof = http_on_eof,
-};
+/* --- lifecycle ---------------------------------------------------------------------------- */
 
-int ha_check_http_init(ha_probe *p)
+static int http_init(ha_probe *p)
 {
+    http_state *s = p->type_state;
     const ha_check_config *c = p->cfg;
+    const http_cfg *h = c->type_cfg;
     char host[HA_HOST_MAX + 16];
-    if (c->url.port == 80)
+    if (c->url.port == c->row->default_port)
         snprintf(host, sizeof(host), c->url.host_is_ipv6 ? "[%s]" : "%s", c->url.host);
     else
         ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, host, sizeof(host));
 #define REQUEST_FMT                                                                                \
     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg/" HEALTHAGG_VERSION                       \
     "\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    const char *method = c->method_head ? "HEAD" : "GET";
+    const char *method = h->method_head ? "HEAD" : "GET";
     int n = snprintf(NULL, 0, REQUEST_FMT, method, c->url.path, host);
     if (n < 0)
         return UV_EINVAL;
-    p->request = malloc((size_t)n + 1);
-    if (!p->request)
+    s->request = malloc((size_t)n + 1);
+    if (!s->request)
         return UV_ENOMEM;
-    snprintf(p->request, (size_t)n + 1, REQUEST_FMT, method, c->url.path, host);
+    snprintf(s->request, (size_t)n + 1, REQUEST_FMT, method, c->url.path, host);
 #undef REQUEST_FMT
-    p->request_len = (size_t)n;
+    s->request_len = (size_t)n;
 
-    size_t m = strlen(c->expect_body);
+    size_t m = strlen(h->expect_body);
     if (m > 0) {
-        p->kmp = calloc(m, sizeof(*p->kmp));
-        if (!p->kmp) {
-            ha_probe_free(p);
-            return UV_ENOMEM;
-        }
+        s->kmp = calloc(m, sizeof(*s->kmp));
+        if (!s->kmp)
+            return UV_ENOMEM; /* ha_probe_init's failure path calls http_free */
         for (size_t i = 1, k = 0; i < m; i++) {
-            while (k > 0 && c->expect_body[i] != c->expect_body[k])
-                k = p->kmp[k - 1];
-            if (c->expect_body[i] == c->expect_body[k])
+            while (k > 0 && h->expect_body[i] != h->expect_body[k])
+                k = s->kmp[k - 1];
+            if (h->expect_body[i] == h->expect_body[k])
                 k++;
-            p->kmp[i] = (uint16_t)k;
+            s->kmp[i] = (uint16_t)k;
         }
     }
     return 0;
 }
 
-void ha_check_http_reset(ha_probe *p)
+static void http_reset(ha_probe *p)
 {
-    llhttp_init(&p->parser, HTTP_RESPONSE, &http_settings);
-    p->parser.data = p;
-    p->headers_done = false;
-    p->body_match_pos = 0;
-    p->body_matched = false;
+    http_state *s = p->type_state;
+    llhttp_init(&s->parser, HTTP_RESPONSE, &http_settings);
+    s->parser.data = p;
+    s->headers_done = false;
+    s->message_done = false;
+    s->body_match_pos = 0;
+    s->body_matched = false;
 }
+
+static void http_free(ha_probe *p)
+{
+    http_state *s = p->type_state;
+    free(s->request);
+    s->request = NULL;
+    free(s->kmp);
+    s->kmp = NULL;
+}
+
+const ha_check_type ha_check_http = {
+    .name = "http",
+    .keys = http_keys,
+    .cfg_size = sizeof(http_cfg),
+    .state_size = sizeof(http_state),
+    .parse = http_parse,
+    .describe = http_describe,
+    .init = http_init,
+    .reset = http_reset,
+    .on_connected = http_on_connected,
+    .on_data = http_on_data,
+    .on_eof = http_on_eof,
+    .free = http_free,
+};

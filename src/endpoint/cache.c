@@ -125,7 +125,8 @@ bool ha_cache_stale(const ha_context *ctx)
 {
     uint64_t now = uv_now((uv_loop_t *)&ctx->loop);
     return !ctx->draining &&
-           (now - ctx->last_eval_ms > ctx->stale_after_ms || ctx->stall_pending > 0);
+           (now - ctx->last_eval_ms > ctx->stale_after_ms || ctx->stall_pending > 0 ||
+            (ctx->stall_ms && now < ctx->stall_ms + HA_STALL_HOLD_MS));
 }
 
 ha_response *ha_cache_livez(ha_context *ctx)

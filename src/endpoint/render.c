@@ -4,6 +4,7 @@
  * Rendering allocates; that is the point of doing it here, once per batch of results, and
  * not per request. */
 #include "healthagg/render.h"
+#include "healthagg/check_type.h"
 
 #include "healthagg/quote.h"
 #include "healthagg/timeutil.h"
@@ -133,8 +134,7 @@ static cJSON *health_check_entry(const ha_check_config *c, const ha_check_state 
         return NULL;
     char when[HA_RFC3339_MAX], reason[HA_REASON_MAX + 64];
     ha_state_reason(s, c, reason, sizeof(reason));
-    bool ok = cJSON_AddStringToObject(o, "componentType",
-                                      c->url.scheme == HA_SCHEME_HTTP ? "http" : "tcp") &&
+    bool ok = cJSON_AddStringToObject(o, "componentType", c->row->type->name) &&
               cJSON_AddStringToObject(o, "componentId", c->url_text) &&
               cJSON_AddStringToObject(o, "status", check_health_status(c, s)) &&
               cJSON_AddStringToObject(o, "state", ha_check_status_name(s->status)) &&

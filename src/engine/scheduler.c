@@ -140,7 +140,8 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
 /* The scheduler did not run for longer than the watchdog allows (the process was stopped, or
  * the loop was blocked). Timers run before I/O when the loop wakes, so this is noticed before
  * any request of that turn is answered: until every check has a result from a probe started
- * after now, /livez and /readyz say "stale" rather than serve verdicts from before the gap. */
+ * after now (and at least HA_STALL_HOLD_MS), /livez and /readyz say "stale" rather than serve
+ * verdicts from before the gap. */
 static void note_stall(ha_context *ctx, uint64_t now)
 {
     cJSON *o = ha_log_begin("error", "stall");
@@ -216,13 +217,24 @@ int ha_scheduler_start(ha_context *ctx)
         return rc;
     ctx->batch.data = ctx;
     ctx->last_eval_ms = now;
+    /* The resolver exists only when some check names a host: IP literals and localhost never
+     * need one, and then no resolv.conf is read at all. */
+    for (size_t i = 0; i < n && !ctx->resolver; i++) {
+        const ha_check_config *c = &ctx->config.checks[i];
+        ha_addr_list lit;
+        if (c->row->transport && !ha_addr_literal(c->url.host, c->url.host_is_ipv6, 1, &lit)) {
+            char err[128];
+            if (!(ctx->resolver = ha_resolver_new(&ctx->loop, err, sizeof(err))))
+                return UV_ENOMEM;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         ha_check_runtime *rt = &ctx->checks[i];
         const ha_check_config *c = &ctx->config.checks[i];
         rt->ctx = ctx;
         rt->index = i;
         ha_state_init(&ctx->states[i], now);
-        if ((rc = ha_probe_init(&rt->probe, &ctx->loop, c, on_probe_done, rt)) != 0)
+        if ((rc = ha_probe_init(&rt->probe, &ctx->loop, ctx->resolver, c, on_probe_done, rt)) != 0)
             return rc;
         rt->probe_ready = true;
         if ((rc = uv_timer_init(&ctx->loop, &rt->timer)) != 0)
@@ -265,6 +277,9 @@ void ha_scheduler_stop(ha_context *ctx)
         if (rt->probe_ready)
             ha_probe_close(&rt->probe);
     }
+    /* After the probes: pending lookups end here, their callbacks see closed probes. */
+    ha_resolver_close(ctx->resolver);
+    ctx->resolver = NULL;
 }
 
 void ha_scheduler_free(ha_context *ctx)

@@ -9,6 +9,7 @@
  *   3. The slices as `--check [NAME=]URL` flags plus flag-style durations through
  *      ha_config_load() (flags only; no file, no environment).
  * Every rejection must leave a non-empty error message. */
+#include "healthagg/check_type.h"
 #include "healthagg/config.h"
 #include "healthagg/parse.h"
 
@@ -45,14 +46,22 @@ static void check_config(const ha_config *c)
             die("an accepted check with timeout >= interval", k->name);
         if (k->failure_threshold < 1 || k->success_threshold < 1)
             die("an accepted check with a zero threshold", k->name);
-        if (k->n_expect < 1 || k->n_expect > HA_EXPECT_MAX)
-            die("an accepted check with a bad expect_status count", k->name);
-        if (k->url.port == 0)
-            die("an accepted check with port 0", k->name);
-        if (k->url.scheme == HA_SCHEME_HTTP && k->url.path[0] != '/')
-            die("an accepted http check whose path does not start with '/'", k->name);
-        if (k->url.scheme == HA_SCHEME_HTTP && k->max_response_bytes < 256)
-            die("an accepted http check with max_response_bytes below 256", k->name);
+        if (!k->row || (k->row->type->cfg_size && !k->type_cfg))
+            die("an accepted check without its type's config", k->name);
+        if (k->row->transport && k->url.port == 0)
+            die("an accepted network check with port 0", k->name);
+        if (k->url.path[0] != '/')
+            die("an accepted check whose path does not start with '/'", k->name);
+        if (k->row->transport) {
+            /* The type's effective settings must always render (the startup log does this). */
+            cJSON *o = cJSON_CreateObject();
+            if (o) {
+                ha_check_describe(k, o);
+                char *t = cJSON_PrintUnformatted(o);
+                cJSON_free(t);
+                cJSON_Delete(o);
+            }
+        }
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->checks[j].name, k->name) == 0)
                 die("two accepted checks with the same name", k->name);
@@ -65,12 +74,21 @@ static void parse_slice(const char *s)
     ha_url url;
     err[0] = '\0';
     if (ha_parse_url(s, &url, err, sizeof(err)) == 0) {
-        if (!url.host[0] || url.port == 0)
-            die("an accepted URL without host or port", s);
-        if (url.scheme == HA_SCHEME_HTTP && url.path[0] != '/')
-            die("an accepted http URL whose path does not start with '/'", s);
-        if (url.scheme == HA_SCHEME_TCP && url.path[0] != '\0')
-            die("an accepted tcp URL with a path", s);
+        bool file = strcmp(url.scheme, "file") == 0;
+        if (!file && !url.host[0])
+            die("an accepted URL without a host", s);
+        if (url.path[0] != '/')
+            die("an accepted URL whose path does not start with '/'", s);
+        ha_check_config probe_cfg;
+        memset(&probe_cfg, 0, sizeof(probe_cfg));
+        if (ha_check_parse_url(&probe_cfg, s, err, sizeof(err)) == 0) {
+            if (probe_cfg.row->transport && probe_cfg.url.port == 0)
+                die("a check URL accepted without a port", s);
+            if (strcmp(url.scheme, "tcp") == 0 && url.has_path)
+                die("an accepted tcp URL with a path", s);
+        } else {
+            expect_err(err, "ha_check_parse_url");
+        }
         char hp[HA_HOST_MAX + 16];
         ha_format_hostport(url.host, url.host_is_ipv6, url.port, hp, sizeof(hp));
     } else {

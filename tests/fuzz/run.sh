@@ -68,8 +68,8 @@ mbedtls=$("$root/deploy/build-mbedtls.sh" --dir "$out/mbedtls" --cc "$CC" \
 cflags="-std=c11 -g -O1 $san -fsanitize=fuzzer-no-link -Wall -Wextra -Wno-unused-parameter
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DHEALTHAGG_VERSION=\"$version\"
         -I$root/include -I$llhttp_inc -isystem $mbedtls/include
-        $(pkg-config --cflags libuv libcjson libnghttp2 zlib)"
-libs="$(pkg-config --libs libuv libcjson libnghttp2 zlib) $mbedtls/lib/libmbedtls.a
+        $(pkg-config --cflags libuv libcjson libnghttp2 zlib libcares)"
+libs="$(pkg-config --libs libuv libcjson libnghttp2 zlib libcares) $mbedtls/lib/libmbedtls.a
       $mbedtls/lib/libmbedx509.a $mbedtls/lib/libmbedcrypto.a -lpthread -ldl -lrt -lm"
 
 # Project sources (everything but main.c) and llhttp, compiled once for all targets.

@@ -37,28 +37,32 @@ static void urls(void)
     ha_url u;
     char err[HA_ERR_MAX];
     CHECK(ha_parse_url("http://127.0.0.1:8080/healthz", &u, err, sizeof(err)) == 0);
-    CHECK(u.scheme == HA_SCHEME_HTTP && u.port == 8080 && strcmp(u.host, "127.0.0.1") == 0 &&
+    CHECK(strcmp(u.scheme, "http") == 0 && u.port == 8080 && strcmp(u.host, "127.0.0.1") == 0 &&
           strcmp(u.path, "/healthz") == 0);
     CHECK(ha_parse_url("http://localhost", &u, err, sizeof(err)) == 0);
-    CHECK(u.port == 80 && strcmp(u.path, "/") == 0);
+    CHECK(u.port == 0 && strcmp(u.path, "/") == 0 && !u.has_path); /* the row's default applies */
     CHECK(ha_parse_url("HTTP://app.internal:81/a?b=c#frag", &u, err, sizeof(err)) == 0);
     CHECK(strcmp(u.path, "/a?b=c") == 0 && strcmp(u.host, "app.internal") == 0);
     CHECK(ha_parse_url("http://[::1]:8080/x", &u, err, sizeof(err)) == 0);
     CHECK(u.host_is_ipv6 && strcmp(u.host, "::1") == 0 && u.port == 8080);
     CHECK(ha_parse_url("http://h:1?q", &u, err, sizeof(err)) == 0 && strcmp(u.path, "/?q") == 0);
     CHECK(ha_parse_url("tcp://10.0.0.12:5432", &u, err, sizeof(err)) == 0);
-    CHECK(u.scheme == HA_SCHEME_TCP && u.port == 5432 && u.path[0] == '\0');
-    CHECK(ha_parse_url("tcp://db:5432/", &u, err, sizeof(err)) == 0);
+    CHECK(strcmp(u.scheme, "tcp") == 0 && u.port == 5432 && !u.has_path);
+    CHECK(ha_parse_url("tcp://db:5432/", &u, err, sizeof(err)) == 0 && !u.has_path);
+    CHECK(ha_parse_url("tcp://db:5432/x", &u, err, sizeof(err)) == 0 && u.has_path);
+    CHECK(ha_parse_url("file:///run/beat", &u, err, sizeof(err)) == 0);
+    CHECK(strcmp(u.scheme, "file") == 0 && strcmp(u.path, "/run/beat") == 0 && !u.host[0]);
+    CHECK(ha_parse_url("grpc://h:50051/pkg.Svc", &u, err, sizeof(err)) == 0);
+    CHECK(strcmp(u.scheme, "grpc") == 0 && strcmp(u.path, "/pkg.Svc") == 0);
 
     struct {
         const char *url, *msg;
     } bad[] = {
         {"", "empty"},
         {"127.0.0.1:8080", "no scheme"},
-        {"htp://x", "unsupported scheme \"htp\""},
-        {"https://x/", "https is not supported"},
-        {"tcp://db", "needs a port"},
-        {"tcp://db:5432/x", "no path"},
+        {"ht-p://x", "unsupported scheme \"ht-p\""},
+        {"file://host/x", "local path"},
+        {"file://x", "local path"},
         {"http://:80/", "missing host"},
         {"http://h:0/", "port 0"},
         {"http://h:65536/", "out of range"},

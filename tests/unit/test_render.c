@@ -1,5 +1,6 @@
 /* test_render.c - /readyz text, health+json fields, Prometheus lines, response framing. */
 #include "healthagg/render.h"
+#include "healthagg/check_type.h"
 #include "unit.h"
 
 #include <cJSON.h>
@@ -49,10 +50,11 @@ static void views(void)
     memset(st, 0, sizeof(st));
     strcpy(cfg[0].name, "app");
     strcpy(cfg[0].url_text, "http://127.0.0.1:8080/healthz");
+    cfg[0].row = ha_scheme_lookup("http");
     cfg[0].critical = true;
     strcpy(cfg[1].name, "db");
     strcpy(cfg[1].url_text, "tcp://127.0.0.1:5432");
-    cfg[1].url.scheme = HA_SCHEME_TCP;
+    cfg[1].row = ha_scheme_lookup("tcp");
     st[0].status = HA_CHECK_FAIL;
     st[0].has_result = true;
     st[0].last.latency_us = 2500;
