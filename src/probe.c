@@ -9,13 +9,15 @@
  * It reads the sidecar's cached /readyz answer and turns it into Docker's contract: exit 0
  * healthy, 1 unhealthy - never 2, which Docker reserves - with one short line on stdout and
  * nothing on stderr. When not healthy, the verdict is also written to the container's log stream
- * (see mirror()); that path may allocate, the healthy one still does not. Name resolution for a
- * non-literal host uses blocking getaddrinfo(); the default URL and any URL derived from the listen
- * address are literals. */
+ * (see mirror()); that path may allocate, the healthy one still does not. A non-literal host is
+ * resolved with c-ares under the same deadline (getaddrinfo could not be bounded), and each of
+ * its addresses is tried in turn; the default URL and any URL derived from the listen address
+ * are literals, which skip all of that. */
 #include "healthagg/commands.h"
 #include "healthagg/log.h"
 #include "healthagg/parse.h"
 #include "healthagg/quote.h"
+#include "healthagg/resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,35 +82,52 @@ static long content_length(const char *buf, const char *end)
     return -1;
 }
 
-static int resolve(const ha_url *u, struct sockaddr_storage *ss, socklen_t *len)
+/* Connects to the first address that accepts, each getting an equal share of the time left
+ * (the last one all of it): a name with a dead address (an IPv6 one nothing listens on) must
+ * not eat the whole timeout. Returns the socket, or -1 with `why` naming each address tried. */
+static int connect_any(const ha_addr_list *addrs, int64_t deadline, char *why, size_t whylen,
+                       bool *timed_out, const char **last_error)
 {
-    memset(ss, 0, sizeof(*ss));
-    const char *host = strcmp(u->host, "localhost") == 0 ? "127.0.0.1" : u->host;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(u->port);
-        *len = sizeof(*s4);
-        return 0;
+    *last_error = "timeout";
+    size_t off = 0;
+    why[0] = '\0';
+    *timed_out = false;
+    for (size_t i = 0; i < addrs->n; i++) {
+        const struct sockaddr_storage *ss = &addrs->addr[i];
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            *timed_out = true;
+            break;
+        }
+        int64_t share = left / (int64_t)(addrs->n - i);
+        int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(why, whylen, "socket: %s", strerror(errno));
+            return -1;
+        }
+        if (set_timeout(fd, SO_SNDTIMEO, mono_ms() + (share > 0 ? share : 1)) <= 0) {
+            snprintf(why, whylen, "socket: cannot set a timeout (%s)", strerror(errno));
+            close(fd);
+            return -1;
+        }
+        socklen_t len =
+            ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        if (connect(fd, (const struct sockaddr *)ss, len) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        bool slow = e == EINPROGRESS || e == EAGAIN || e == EINTR;
+        *timed_out = slow;
+        *last_error = slow ? "timeout" : strerror(e);
+        char addr[64];
+        ha_addr_format(ss, addr, sizeof(addr));
+        if (off < whylen) {
+            int n = snprintf(why + off, whylen - off, "%s%s: %s", off ? ", then " : "", addr,
+                             slow ? "timeout" : strerror(e));
+            off += n > 0 ? (size_t)n : 0;
+        }
     }
-    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(u->port);
-        *len = sizeof(*s6);
-        return 0;
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", (unsigned)u->port);
-    if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
+    return -1;
 }
 
 /* The first line of `s` (up to len) as printable UTF-8, cut on a character boundary: the
@@ -230,25 +249,30 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror_mod
     tl += put_uint(target + tl, u.port);
     target[tl] = '\0';
 
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    if (resolve(&u, &ss, &sslen) != 0)
-        return unhealthy(po, "cannot resolve %s", u.host);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return unhealthy(po, "socket: %s", strerror(errno));
-
+    /* Literals (always the case for the derived default URL) never touch a resolver; a name
+     * is resolved with c-ares, bounded by the same deadline as everything else. */
+    ha_addr_list addrs;
+    if (!ha_addr_literal(u.host, u.host_is_ipv6, u.port, &addrs) &&
+        ha_resolve_blocking(u.host, u.port, deadline, &addrs, err, sizeof(err)) != 0)
+        return unhealthy(po, "cannot resolve %s: %s", u.host, err);
+    char why[256];
+    bool timed_out;
+    const char *last_error;
+    int fd = connect_any(&addrs, deadline, why, sizeof(why), &timed_out, &last_error);
+    if (fd < 0) {
+        if (addrs.n > 1)
+            return unhealthy(po, "no sidecar reachable at %s (%s)", target, why);
+        if (timed_out)
+            return unhealthy(po, "no answer from the sidecar at %s within %llums", target,
+                             (unsigned long long)timeout_ms);
+        if (strncmp(why, "socket:", 7) == 0)
+            return unhealthy(po, "%s", why);
+        return unhealthy(po, "no sidecar listening on %s (%s)", target, last_error);
+    }
     int rc = 1;
     if (set_timeout(fd, SO_SNDTIMEO, deadline) <= 0) {
-        unhealthy(po, "socket: cannot set a timeout (%s)", strerror(errno));
-        goto done;
-    }
-    if (connect(fd, (struct sockaddr *)&ss, sslen) != 0) {
-        if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
-            unhealthy(po, "no answer from the sidecar at %s within %llums", target,
-                      (unsigned long long)timeout_ms);
-        else
-            unhealthy(po, "no sidecar listening on %s (%s)", target, strerror(errno));
+        unhealthy(po, "no answer from the sidecar at %s within %llums", target,
+                  (unsigned long long)timeout_ms);
         goto done;
     }
 
