@@ -3,7 +3,7 @@
 # and exactly what .ci/run calls. Stages, each must pass:
 #   1. ctest: build (warnings are errors) and run every unit, integration and deploy test
 #   2. sanitizers: the suite again under ASan+UBSan, and integration tests under valgrind
-#   3. fuzz: each libFuzzer target for 60 s (tests/fuzz/run.sh)
+#   3. fuzz: the libFuzzer targets sharing 360 s (tests/fuzz/run.sh --total-seconds)
 #   4. soak: 45 s of load, idle connections and a flapping app (bench/soak.sh)
 #   5. bench: the benchmark smoke run (bench/run.sh --quick; figures go to bench/out/quick)
 # `tests/run-all.sh --ctest-only [ctest args]` runs stage 1 alone (e.g. -R unit).
@@ -49,7 +49,7 @@ run_ctest() {
 stage ctest run_ctest "$@"
 if [ "$only_ctest" = 0 ]; then
   stage sanitizers sh tests/sanitizers.sh --ctest-args "-LE deploy"
-  stage fuzz sh tests/fuzz/run.sh --seconds 60
+  stage fuzz sh tests/fuzz/run.sh --total-seconds 360
   stage soak sh bench/soak.sh --seconds 45
   stage bench bash bench/run.sh --quick
 fi

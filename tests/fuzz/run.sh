@@ -3,9 +3,11 @@
 # build-fuzz/ and run each for a fixed time. Fails on any crash, leak, UB, timeout or
 # out-of-memory; prints the executions per target.
 #
-#   tests/fuzz/run.sh [--seconds N] [--build-only] [TARGET...]
+#   tests/fuzz/run.sh [--seconds N | --total-seconds N] [--build-only] [TARGET...]
 #
-#   --seconds N   run time per target (default 60; CI uses 60, a longer local run: 3600)
+#   --seconds N   run time per target (default 60; a longer local run: 3600)
+#   --total-seconds N  share N seconds equally among the targets (CI: a fixed stage budget
+#                 however many targets there are; at least 10 s each)
 #   --build-only  compile, don't run
 #   TARGET        fuzz_request, fuzz_http_response, fuzz_config, fuzz_quote, fuzz_grpc,
 #                 fuzz_image, fuzz_tls (default: all)
@@ -21,12 +23,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out="$root/build-fuzz"
 seconds=60
+total=""
 build_only=0
 targets=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --seconds=*) seconds="${1#*=}"; shift ;;
+    --total-seconds) total="$2"; shift 2 ;;
     --build-only) build_only=1; shift ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     fuzz_*) targets="$targets $1"; shift ;;
@@ -34,6 +38,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc fuzz_image fuzz_tls"
+if [ -n "$total" ]; then
+    n=$(echo $targets | wc -w)
+    seconds=$((total / n))
+    [ "$seconds" -ge 10 ] || seconds=10
+fi
 
 CC=${CC:-}
 if [ -z "$CC" ]; then
