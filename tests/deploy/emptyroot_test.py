@@ -213,6 +213,17 @@ def main():
         if r.returncode != 0:
             raise Failure(f"check inside the root: exit {r.returncode}, {r.stdout!r} {r.stderr!r}")
         log(f"check inside the root: exit 0, {r.stdout.strip()!r}")
+        # A name in a root without /etc/hosts or /etc/resolv.conf: c-ares starts on its defaults
+        # and the check fails cleanly with a resolver reason, within its timeout.
+        t0 = time.monotonic()
+        r = run_inside(root, ["/healthagg", "check", "--timeout", "1s",
+                              f"http://app.invalid:{sport}/healthz"], {})
+        took = time.monotonic() - t0
+        if r.returncode != 1 or "resolve app.invalid:" not in r.stdout or took > 3:
+            raise Failure(f"check of a name inside the root: exit {r.returncode}, {r.stdout!r} "
+                          f"{r.stderr!r} after {took:.2f}s; expected exit 1 with a resolve reason")
+        log(f"check of a name with no resolver config: exit 1 in {took:.2f}s, "
+            f"{r.stdout.strip()!r}")
 
         status, body = http_get(cport, "/mode/status:503")
         if status != 200:
