@@ -321,6 +321,39 @@ def test_refusals():
     print("ok refusals", flush=True)
 
 
+def test_memory_bound():
+    """A 96 MiB file in a gzip layer and 5000 paths: lint streams the layer, so its peak RSS
+    stays far below the layer's size (the path index is what it keeps)."""
+    entries = [("dir", "data", 0o755), ("file", "data/blob", 0o644, bytes(96 * 1024 * 1024)),
+               ("dir", "bin", 0o755), ("file", "bin/sh", 0o755)]
+    entries += [("file", f"usr/share/doc/p{i // 100}/f{i}", 0o644, b"x") for i in range(5000)]
+    img = mi.Image([entries])
+    mi.docker_save(path("big.tar"), img)
+    del img, entries
+    size = os.path.getsize(path("big.tar"))
+    # The proof: lint runs with its address space capped well below the layer's 96 MiB
+    # (RLIMIT_AS, set in the child just before exec), so holding the layer would fail.
+    cap = 48 * 1024 * 1024
+    with open(A.healthagg, "rb") as f:
+        asan = b"__asan_init" in f.read()  # ASan reserves terabytes of shadow: no cap then
+
+    def limit():
+        import resource
+        if not asan:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    r = subprocess.run([A.healthagg, "lint", "--image", "app=" + path("big.tar"),
+                        taskdef(["CMD", "/bin/sh"])], capture_output=True, timeout=120,
+                       preexec_fn=limit)
+    err = r.stderr.decode()
+    print(f"  image file {size // 1024} KiB holding a 96 MiB file and 5004 paths, read with "
+          f"the address space capped at {cap >> 20} MiB{' (not under ASan)' if asan else ''}: "
+          f"exit {r.returncode}", flush=True)
+    check(r.returncode == 0 and r.stdout == b"" and "1 layer, 5057 paths" in err,
+          f"big image lints clean under a {cap >> 20} MiB address-space cap: exit "
+          f"{r.returncode}, {r.stdout!r}, {err!r}")
+    print("ok memory bound", flush=True)
+
+
 def test_sidecar_image():
     """healthagg's own image: FROM scratch, /healthagg only (deploy/Dockerfile.prebuilt)."""
     img = mi.Image([[("file", "healthagg", 0o755)]], env=[PATH_ENV],
@@ -344,7 +377,7 @@ def main():
     shutil.rmtree(A.workdir, ignore_errors=True)
     os.makedirs(A.workdir)
     for t in (test_layouts, test_merge_rules, test_exec_form_and_path, test_long_names,
-              test_index_and_platforms, test_image_healthcheck, test_refusals, test_sidecar_image):
+              test_index_and_platforms, test_image_healthcheck, test_refusals, test_memory_bound, test_sidecar_image):
         before = len(FAILED)
         t()
         print(("PASS " if len(FAILED) == before else "FAIL ") + t.__name__, flush=True)

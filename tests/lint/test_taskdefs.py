@@ -167,6 +167,14 @@ def test_exit_codes():
     check(rc == 0 and "--image CONTAINER=PATH" in out, f"--help: {rc} {out!r}")
 
 
+def test_describe_output_paths():
+    f = os.path.join(A.source_dir, "tests/lint/taskdefs/bad/sidecar-deadlock--describe-output.json")
+    rc, findings, err = lint_json(f)
+    check(rc == 1 and findings and findings[0]["path"] ==
+          "taskDefinition.containerDefinitions[0].dependsOn[0].condition",
+          f"describe-task-definition output: paths start with taskDefinition. ({findings})")
+
+
 def test_deploy_recipe():
     for f in sorted(glob.glob(os.path.join(A.source_dir, "deploy/ecs/*.json"))):
         rc, out, err = run("--strict", f)
@@ -183,7 +191,7 @@ def main():
     A.healthagg = os.path.abspath(A.healthagg)
     os.makedirs(A.workdir, exist_ok=True)
     for t in (test_good, test_bad, test_field_report, test_formats, test_exit_codes,
-              test_deploy_recipe):
+              test_describe_output_paths, test_deploy_recipe):
         before = len(FAILED)
         t()
         print(("PASS " if len(FAILED) == before else "FAIL ") + t.__name__, flush=True)
