@@ -426,6 +426,14 @@ static const uint16_t sig_algs[] = {
     MBEDTLS_TLS1_3_SIG_NONE,
 };
 
+/* Key exchange groups, the first one also the TLS 1.3 key share we send. */
+static const uint16_t groups[] = {
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_NONE,
+};
+
 static int seed(ha_tls *t, char *err, size_t errlen)
 {
     mbedtls_entropy_init(&t->entropy);
@@ -567,6 +575,7 @@ int ha_tls_new(ha_tls **out, const ha_tls_options *o, const char *host, const ch
                                                                     : MBEDTLS_SSL_VERSION_TLS1_2);
     mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
     mbedtls_ssl_conf_sig_algs(&t->conf, sig_algs);
+    mbedtls_ssl_conf_groups(&t->conf, groups);
     mbedtls_ssl_conf_session_tickets(&t->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
         &t->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
