@@ -6,12 +6,16 @@
 #include "healthagg/commands.h"
 #include "healthagg/config.h"
 #include "healthagg/lint.h"
+#include "healthagg/tls.h"
+
+#include <cJSON.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char usage_main[] =
@@ -69,13 +73,18 @@ static const char usage_probe[] =
     "Prints one line on stdout: \"healthy\" or \"unhealthy: <reason>\"; nothing on stderr.\n";
 
 static const char usage_check[] =
-    "usage: healthagg check [--timeout D] URL...\n"
+    "usage: healthagg check [--timeout D] [TLS flags] URL...\n"
     "\n"
     "Probes each URL once (http://HOST:PORT/PATH: status 200-399 passes; tcp://HOST:PORT:\n"
     "a connection passes) and prints a line per URL. For images without a shell or curl:\n"
     "  HEALTHCHECK CMD [\"/healthagg\", \"check\", \"http://127.0.0.1:8080/healthz\"]\n"
     "\n"
-    "  --timeout D     per-URL timeout (default 2s)\n"
+    "  --timeout D                per-URL timeout (default 2s)\n"
+    "  --ca-file FILE             https: PEM CA bundle to verify the target with (instead of\n"
+    "                             the system trust store; required in images without one)\n"
+    "  --server-name NAME         https: name to verify and send as SNI (default: URL host)\n"
+    "  --insecure-skip-verify     https: accept any certificate\n"
+    "  --client-cert FILE         https: client certificate (mTLS), with --client-key FILE\n"
     "\n"
     "Exit: 0 when every URL passed, else 1 (never 2).\n";
 
@@ -283,9 +292,70 @@ static int cmd_probe(int argc, char **argv)
     return ha_cmd_probe(url, timeout_ms, mirror_mode, stdout);
 }
 
+/* The TLS flags of `check`, as a config "defaults" object {"tls": {...}} (NULL when none is
+ * given); 0, or -1 after printing the error (named by its flag). */
+static int check_tls_flags(const char *const *v, bool insecure, const char *const *urls, size_t n,
+                           cJSON **out)
+{
+    static const char *const keys[] = {"ca_file", "server_name", "client_cert", "client_key"};
+    static const char *const flags[] = {"--ca-file", "--server-name", "--client-cert",
+                                        "--client-key"};
+    *out = NULL;
+    bool any = insecure;
+    for (size_t k = 0; k < 4; k++)
+        any = any || v[k];
+    if (!any)
+        return 0;
+    bool tls_url = false;
+    for (size_t i = 0; i < n; i++)
+        tls_url = tls_url || strncasecmp(urls[i], "https://", 8) == 0 ||
+                  strncasecmp(urls[i], "grpcs://", 8) == 0;
+    if (!tls_url) {
+        printf("fail: check: TLS flags apply to https:// and grpcs:// URLs, and none was given\n");
+        return -1;
+    }
+    cJSON *d = cJSON_CreateObject();
+    cJSON *t = d ? cJSON_AddObjectToObject(d, "tls") : NULL;
+    bool ok = t != NULL && (!insecure || cJSON_AddBoolToObject(t, "insecure_skip_verify", 1));
+    for (size_t k = 0; ok && k < 4; k++)
+        ok = !v[k] || cJSON_AddStringToObject(t, keys[k], v[k]);
+    if (!ok) {
+        cJSON_Delete(d);
+        printf("fail: out of memory\n");
+        return -1;
+    }
+    /* Files are checked here so that an error names the flag, not a config path. */
+    ha_tls_options o;
+    memset(&o, 0, sizeof(o));
+    o.insecure_skip_verify = insecure;
+    o.min_version = 12;
+    snprintf(o.ca_file, sizeof(o.ca_file), "%s", v[0] ? v[0] : "");
+    snprintf(o.client_cert, sizeof(o.client_cert), "%s", v[2] ? v[2] : "");
+    snprintf(o.client_key, sizeof(o.client_key), "%s", v[3] ? v[3] : "");
+    char err[HA_ERR_MAX];
+    if (ha_tls_options_check(&o, err, sizeof(err)) != 0) {
+        const char *rest = err;
+        const char *flag = "TLS flags";
+        for (size_t k = 0; k < 4; k++) {
+            size_t kl = strlen(keys[k]);
+            if (strncmp(err, keys[k], kl) == 0 && err[kl] == ':') {
+                flag = flags[k];
+                rest = err + kl + 1;
+            }
+        }
+        printf("fail: check %s:%s\n", flag, rest);
+        cJSON_Delete(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     const char *timeout = NULL;
+    const char *tls[4] = {NULL, NULL, NULL, NULL}; /* ca-file, server-name, client-cert/key */
+    bool insecure = false;
     const char **urls = calloc((size_t)argc, sizeof(*urls));
     size_t n = 0;
     if (!urls) {
@@ -298,7 +368,19 @@ static int cmd_check(int argc, char **argv)
             free(urls);
             return 0;
         }
+        if (strcmp(argv[i], "--insecure-skip-verify") == 0) {
+            insecure = true;
+            continue;
+        }
         int r = flag_value(argc, argv, &i, "--timeout", &timeout);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--ca-file", &tls[0]);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--server-name", &tls[1]);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--client-cert", &tls[2]);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--client-key", &tls[3]);
         if (r < 0 || (r == 0 && argv[i][0] == '-')) {
             printf("fail: check usage: unknown or incomplete flag \"%s\"; see 'healthagg check "
                    "--help'\n",
@@ -312,6 +394,7 @@ static int cmd_check(int argc, char **argv)
     uint64_t timeout_ms = 2000;
     char err[HA_ERR_MAX];
     int rc;
+    cJSON *defaults = NULL;
     if (n == 0) {
         printf("fail: check needs at least one URL, e.g. healthagg check "
                "http://127.0.0.1:8080/healthz\n");
@@ -320,9 +403,12 @@ static int cmd_check(int argc, char **argv)
                            timeout_ms == 0)) {
         printf("fail: check --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
         rc = 1;
+    } else if (check_tls_flags(tls, insecure, urls, n, &defaults) != 0) {
+        rc = 1;
     } else {
-        rc = ha_cmd_check(urls, n, timeout_ms, stdout);
+        rc = ha_cmd_check(urls, n, timeout_ms, defaults, stdout);
     }
+    cJSON_Delete(defaults);
     free(urls);
     return rc;
 }

@@ -27,7 +27,8 @@ static void on_done(ha_probe *p, const ha_result *r)
         uv_stop(p->loop); /* don't wait for a lookup that outlived its attempt */
 }
 
-int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *out)
+int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, const cJSON *defaults,
+                 FILE *out)
 {
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
@@ -52,7 +53,7 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *o
         c->failure_threshold = c->success_threshold = 1;
         c->critical = true;
         o->remaining = &remaining;
-        ha_key_source src = {NULL, NULL, urls[i], err, sizeof(err)};
+        ha_key_source src = {defaults, NULL, urls[i], err, sizeof(err)};
         if (ha_check_parse_url(c, urls[i], err, sizeof(err)) != 0 ||
             ha_check_parse_keys(c, &src) != 0) {
             o->done = true;

@@ -328,6 +328,7 @@ int ha_cmd_serve(const ha_config_inputs *in)
     }
 
     log_startup(ctx);
+    ha_tls_log_insecure(ctx->config.checks, ctx->config.n_checks);
     warn_probe_mismatch(ctx, in);
     if ((rc = ha_scheduler_arm(ctx)) != 0) {
         fprintf(stderr, "healthagg: cannot start check timers: %s\n", uv_strerror(rc));

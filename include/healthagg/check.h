@@ -67,10 +67,12 @@ struct ha_probe {
     bool tcp_closing; /* uv_close issued, callback pending */
     bool addr_timer_open;
     bool shutting_down;
-    bool inconclusive;   /* the attempt is ending on a local resource error */
-    bool close_reset;    /* end with RST (a complete answer was read: no TIME_WAIT) */
-    bool warn;           /* a passing attempt is degraded (warn_latency, cert expiry) */
-    unsigned generation; /* bumps per attempt; stale async callbacks compare it */
+    bool inconclusive;               /* the attempt is ending on a local resource error */
+    bool close_reset;                /* end with RST (a complete answer was read: no TIME_WAIT) */
+    bool warn;                       /* a passing attempt is degraded (warn_latency, cert expiry) */
+    char warn_reason[HA_REASON_MAX]; /* why, appended to a passing verdict's reason */
+    int64_t cert_not_after;          /* the TLS peer certificate's notAfter; 0 = none */
+    unsigned generation;             /* bumps per attempt; stale async callbacks compare it */
     uint64_t start_ns;
     uint64_t bytes_read; /* plaintext bytes delivered to the type this attempt */
     char rbuf[HA_PROBE_RBUF];
@@ -91,6 +93,9 @@ void ha_probe_free(ha_probe *p);
 /* For types and transports: finish the attempt with a verdict (the single exit). */
 void ha_probe_finish(ha_probe *p, bool ok, int http_status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* For types and transports: a passing verdict of this attempt is degraded (`warn`); the reason
+ * is appended to the verdict's ("HTTP 200; certificate expires in 3d (...)"). */
+void ha_probe_warn(ha_probe *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For types: send plaintext through the transport. The buffer may be reused on return. */
 void ha_probe_send(ha_probe *p, const char *buf, size_t len);
 /* For transports: bytes onto the socket (copied when the socket can't take them at once).
@@ -104,7 +109,10 @@ void ha_probe_deliver_eof(ha_probe *p);
 /* Milliseconds left before the attempt's deadline. */
 uint64_t ha_probe_remaining_ms(const ha_probe *p);
 
-/* The plain TCP transport (transport_tcp.c). */
+/* The plain TCP transport (transport_tcp.c) and TLS over it (transport_tls.c). */
 extern const ha_transport ha_transport_tcp;
+extern const ha_transport ha_transport_tls;
+/* Logs a `tls_insecure` warning for each check that skips certificate verification. */
+void ha_tls_log_insecure(const ha_check_config *checks, size_t n);
 
 #endif

@@ -15,7 +15,10 @@ typedef enum { HA_MIRROR_NEVER, HA_MIRROR_FAILURES, HA_MIRROR_ALWAYS } ha_mirror
 int ha_mirror_parse(const char *s, ha_mirror_mode *out);
 /* probe.c: ask the running sidecar's /readyz. 0 iff it answered 200, else 1 (never 2). */
 int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror, FILE *out);
-/* oneshot.c: probe targets once, no daemon. 0 iff all pass, else 1. */
-int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, FILE *out);
+/* oneshot.c: probe targets once, no daemon. 0 iff all pass, else 1. `defaults` (may be NULL)
+ * is read like a config's "defaults" object: how the TLS flags reach https:// checks. */
+struct cJSON;
+int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms,
+                 const struct cJSON *defaults, FILE *out);
 
 #endif

@@ -26,6 +26,7 @@ typedef struct ha_result {
     /* The attempt failed on our side (out of file descriptors or memory): it says nothing
      * about the target, so it neither counts as a failure nor as a success. */
     bool inconclusive;
+    int64_t cert_not_after; /* TLS: the peer certificate's notAfter (Unix seconds); 0 = none */
     char reason[HA_REASON_MAX];
 } ha_result;
 
@@ -43,6 +44,7 @@ typedef struct ha_check_state {
     uint64_t last_wall_ms;            /* when `last` was observed */
     uint64_t last_success_wall_ms;    /* 0 = never */
     uint64_t started_mono_ms;         /* start of the start period */
+    int64_t cert_not_after;           /* TLS: last known peer certificate notAfter; 0 = none */
 } ha_check_state;
 
 const char *ha_check_status_name(ha_check_status s);

@@ -28,7 +28,7 @@ static const char *phase_name(ha_probe_phase ph)
     case HA_PHASE_CONNECTING:
         return "connecting";
     case HA_PHASE_HANDSHAKE:
-        return "handshake";
+        return "tls handshake"; /* only TLS has a handshake: plain TCP is ready at once */
     case HA_PHASE_WAITING:
         return "waiting for response";
     case HA_PHASE_READING:
@@ -84,9 +84,24 @@ static void finish_va(ha_probe *p, bool ok, int http_status, const char *fmt, va
     p->inconclusive = false;
     r.latency_us = (uv_hrtime() - p->start_ns) / 1000;
     vsnprintf(r.reason, sizeof(r.reason), fmt, ap);
+    if (r.degraded && p->warn_reason[0]) {
+        size_t used = strlen(r.reason), room = sizeof(r.reason) - used;
+        if (snprintf(r.reason + used, room, "; %s", p->warn_reason) >= (int)room)
+            r.reason[sizeof(r.reason) - 1] = '\0'; /* cut; trimmed below */
+    }
+    r.cert_not_after = p->cert_not_after;
     ha_utf8_trim_partial(r.reason); /* a long reason is cut on a character boundary */
     if (!p->shutting_down)
         p->done(p, &r);
+}
+
+void ha_probe_warn(ha_probe *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    p->warn = true;
+    vsnprintf(p->warn_reason, sizeof(p->warn_reason), fmt, ap);
+    va_end(ap);
 }
 
 void ha_probe_finish(ha_probe *p, bool ok, int http_status, const char *fmt, ...)
@@ -417,6 +432,8 @@ int ha_probe_start(ha_probe *p)
     p->generation++;
     p->running = true;
     p->warn = false;
+    p->warn_reason[0] = '\0';
+    p->cert_not_after = 0;
     p->close_reset = false;
     p->start_ns = uv_hrtime();
     p->bytes_read = 0;

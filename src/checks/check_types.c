@@ -18,6 +18,7 @@ extern const ha_check_type ha_check_file;
 
 static const ha_scheme_row scheme_table[] = {
     {"http", &ha_check_http, &ha_transport_tcp, 80},
+    {"https", &ha_check_http, &ha_transport_tls, 443},
     {"tcp", &ha_check_tcp, &ha_transport_tcp, 0},
     {"file", &ha_check_file, NULL, 0},
 };
@@ -33,7 +34,7 @@ const ha_scheme_row *ha_scheme_lookup(const char *scheme)
 
 const char *ha_scheme_list(void)
 {
-    static const char list[] = "http, tcp, file";
+    static const char list[] = "http, https, tcp, file";
     return list;
 }
 

@@ -11,6 +11,7 @@
  * ("checks[2].tls.ca_file: ..."), not a failing probe. The trade-off: a certificate file replaced
  * on disk is only read again when healthagg restarts. */
 #include "healthagg/check.h"
+#include "healthagg/log.h"
 #include "healthagg/tls.h"
 
 #include <stdio.h>
@@ -26,8 +27,8 @@ typedef struct tls_state {
 } tls_state;
 
 static const char *const tls_keys[] = {"tls", NULL};
-static const char *const object_keys[] = {"ca_file",     "server_name", "insecure_skip_verify",
-                                          "client_cert", "client_key",  "min_version",
+static const char *const object_keys[] = {"ca_file",          "server_name", "insecure_skip_verify",
+                                          "client_cert",      "client_key",  "min_version",
                                           "warn_cert_expiry", NULL};
 
 /* A duration that may also be given in days ("14d"), for certificate windows. */
@@ -44,8 +45,9 @@ static int parse_window(const char *s, uint64_t *out_ms, char *err, size_t errle
             days = days * 10 + (uint64_t)(s[i] - '0');
         }
         if (days > MAX_WARN_DAYS) {
-            snprintf(err, errlen, "invalid duration \"%.40s\"; use a whole number of days up to "
-                                  "%ud (e.g. 14d), or ms, s, m, h",
+            snprintf(err, errlen,
+                     "invalid duration \"%.40s\"; use a whole number of days up to "
+                     "%ud (e.g. 14d), or ms, s, m, h",
                      s, MAX_WARN_DAYS);
             return -1;
         }
@@ -60,17 +62,19 @@ static int parse_object(ha_tls_options *o, const cJSON *obj, const char *path,
                         const ha_key_source *src)
 {
     if (!cJSON_IsObject(obj))
-        return ha_key_error(src, "%s: must be an object with keys such as ca_file, server_name; "
-                                 "got %s",
+        return ha_key_error(src,
+                            "%s: must be an object with keys such as ca_file, server_name; "
+                            "got %s",
                             path, ha_json_type_name(obj));
     for (const cJSON *kv = obj->child; kv; kv = kv->next) {
         bool known = false;
         for (size_t i = 0; object_keys[i]; i++)
             known = known || strcmp(kv->string, object_keys[i]) == 0;
         if (!known)
-            return ha_key_error(src, "%s.%.60s: unknown key; valid keys here are: ca_file, "
-                                     "server_name, insecure_skip_verify, client_cert, "
-                                     "client_key, min_version, warn_cert_expiry",
+            return ha_key_error(src,
+                                "%s.%.60s: unknown key; valid keys here are: ca_file, "
+                                "server_name, insecure_skip_verify, client_cert, "
+                                "client_key, min_version, warn_cert_expiry",
                                 path, kv->string);
     }
     char kpath[200], text[32];
@@ -126,8 +130,12 @@ static int tls_parse(ha_check_config *c, const ha_key_source *src)
     if (mine && parse_object(o, mine, path, src) != 0)
         return -1;
     char why[HA_ERR_MAX];
-    if (ha_tls_options_check(o, why, sizeof(why)) != 0)
-        return ha_key_error(src, "%s.%s", path, why);
+    if (ha_tls_options_check(o, why, sizeof(why)) != 0) {
+        if (src->obj) /* "checks[2].tls.ca_file: ..." */
+            return ha_key_error(src, "%s.%s", path, why);
+        /* a check from the command line: "--check https://...: tls.ca_file: ..." */
+        return ha_key_error(src, "%s: tls.%s", src->path, why);
+    }
     return 0;
 }
 
@@ -182,8 +190,8 @@ static void opened(ha_probe *p, tls_state *st)
             ha_probe_warn(p, "certificate expires in %lldd (notAfter %s)",
                           (long long)(left / 86400), when);
         else
-            ha_probe_warn(p, "certificate expires in %lldh (notAfter %s)",
-                          (long long)(left / 3600), when);
+            ha_probe_warn(p, "certificate expires in %lldh (notAfter %s)", (long long)(left / 3600),
+                          when);
     }
     ha_probe_transport_ready(p);
 }
@@ -290,3 +298,22 @@ const ha_transport ha_transport_tls = {
     .send = tls_send,
     .free = tls_free,
 };
+
+void ha_tls_log_insecure(const ha_check_config *checks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const ha_check_config *c = &checks[i];
+        if (!c->row || c->row->transport != &ha_transport_tls || !c->transport_cfg ||
+            !((const ha_tls_options *)c->transport_cfg)->insecure_skip_verify)
+            continue;
+        cJSON *o = ha_log_begin("warn", "tls_insecure");
+        if (o) {
+            cJSON_AddStringToObject(o, "check", c->name);
+            cJSON_AddStringToObject(o, "url", c->url_text);
+            cJSON_AddStringToObject(o, "note",
+                                    "tls.insecure_skip_verify is true: the target's certificate "
+                                    "is not verified, anyone on the path can impersonate it");
+        }
+        ha_log_emit(o);
+    }
+}

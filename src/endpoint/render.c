@@ -109,7 +109,7 @@ ha_response *ha_render_readyz(const ha_view *v)
 static const char *check_health_status(const ha_check_config *c, const ha_check_state *s)
 {
     if (s->status == HA_CHECK_PASS)
-        return "pass";
+        return s->has_result && s->last.ok && s->last.degraded ? "warn" : "pass";
     if (s->status == HA_CHECK_FAIL && c->critical)
         return "fail";
     return "warn";
@@ -147,6 +147,13 @@ static cJSON *health_check_entry(const ha_check_config *c, const ha_check_state 
              cJSON_AddStringToObject(o, "output", reason);
     } else if (ok) {
         ok = cJSON_AddStringToObject(o, "output", "no result yet") != NULL;
+    }
+    if (ok && s->cert_not_after) {
+        ha_format_rfc3339((uint64_t)s->cert_not_after * 1000, when, sizeof(when));
+        char *ms = strrchr(when, '.'); /* whole seconds: "2026-01-01T00:00:00Z" */
+        if (ms)
+            memcpy(ms, "Z", 2);
+        ok = cJSON_AddStringToObject(o, "certNotAfter", when) != NULL;
     }
     ok = ok && cJSON_AddNumberToObject(o, "consecutiveFailures", s->consecutive_failures) &&
          cJSON_AddNumberToObject(o, "consecutiveSuccesses", s->consecutive_successes);
@@ -252,7 +259,8 @@ typedef enum {
     M_LAST_SUCCESS,
     M_TRANSITIONS,
     M_PROBES,
-    M_FAILURES
+    M_FAILURES,
+    M_CERT_EXPIRY
 } metric_kind;
 
 static void metric_family(textbuf *b, const ha_view *v, metric_kind kind, const char *name,
@@ -292,6 +300,10 @@ static void metric_family(textbuf *b, const ha_view *v, metric_kind kind, const 
             break;
         case M_FAILURES:
             tb_printf(b, "%s{check=\"%s\"} %llu\n", name, c, (unsigned long long)s->failures_total);
+            break;
+        case M_CERT_EXPIRY: /* TLS checks whose certificate was seen */
+            if (s->cert_not_after)
+                tb_printf(b, "%s{check=\"%s\"} %lld\n", name, c, (long long)s->cert_not_after);
             break;
         }
     }
@@ -335,6 +347,9 @@ ha_response *ha_render_metrics(const ha_view *v)
                   "Probes that failed.");
     metric_family(&b, v, M_INCONCLUSIVE, "healthagg_check_probe_errors_total", "counter",
                   "Probes that failed on our side (no file descriptors or memory); not counted.");
+    metric_family(&b, v, M_CERT_EXPIRY, "healthagg_check_cert_expiry_timestamp_seconds", "gauge",
+                  "Unix time the TLS peer certificate expires (notAfter, from the last full "
+                  "handshake).");
     tb_printf(&b,
               "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
               "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"

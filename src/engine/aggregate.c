@@ -41,6 +41,12 @@ void ha_agg_probe_line(ha_agg_status s, bool enforce, const char *summary, char 
         snprintf(buf, len, "%s", summary);
 }
 
+/* A passing check whose last probe was degraded (warn_latency, a certificate about to expire). */
+static bool degraded(const ha_check_state *s)
+{
+    return s->status == HA_CHECK_PASS && s->has_result && s->last.ok && s->last.degraded;
+}
+
 ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
                            bool draining)
 {
@@ -48,6 +54,7 @@ ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st,
         return HA_AGG_DRAINING;
     bool any_critical_fail = false, any_critical_starting = false, any_other_fail = false;
     for (size_t i = 0; i < n; i++) {
+        any_other_fail |= degraded(&st[i]);
         if (cfg[i].critical) {
             any_critical_fail |= st[i].status == HA_CHECK_FAIL;
             any_critical_starting |= st[i].status == HA_CHECK_STARTING;
@@ -62,15 +69,17 @@ ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st,
     return any_other_fail ? HA_AGG_WARN : HA_AGG_PASS;
 }
 
-/* Appends "name: reason" for every check matching (critical, status), "; "-separated.
+/* Appends "name: reason" for every check matching (critical, status), or with status PASS for
+ * every degraded passing check, "; "-separated after `off` (a "; " first when `more`).
  * Keeps going until the buffer is full, then marks the cut with "...". */
-static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_config *cfg,
-                            const ha_check_state *st, size_t n, bool critical,
-                            ha_check_status status)
+static size_t append_checks_ex(char *buf, size_t len, size_t off, const ha_check_config *cfg,
+                               const ha_check_state *st, size_t n, bool critical,
+                               ha_check_status status, bool more)
 {
-    bool first = true;
+    bool first = !more;
     for (size_t i = 0; i < n && off < len; i++) {
-        if (cfg[i].critical != critical || st[i].status != status)
+        if (status == HA_CHECK_PASS ? !degraded(&st[i])
+                                    : (cfg[i].critical != critical || st[i].status != status))
             continue;
         char reason[HA_REASON_MAX + 64];
         ha_state_reason(&st[i], &cfg[i], reason, sizeof(reason));
@@ -93,6 +102,13 @@ static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_co
     return off;
 }
 
+static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_config *cfg,
+                            const ha_check_state *st, size_t n, bool critical,
+                            ha_check_status status)
+{
+    return append_checks_ex(buf, len, off, cfg, st, n, critical, status, false);
+}
+
 void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const ha_check_state *st,
                           size_t n, char *buf, size_t len)
 {
@@ -107,7 +123,9 @@ void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const h
     case HA_AGG_WARN:
         off = (size_t)snprintf(buf, len, "ok (warn: ");
         if (off < len) {
+            size_t start = off;
             off = append_checks(buf, len, off, cfg, st, n, false, HA_CHECK_FAIL);
+            off = append_checks_ex(buf, len, off, cfg, st, n, false, HA_CHECK_PASS, off != start);
             if (off + 1 < len) {
                 buf[off++] = ')';
                 buf[off] = '\0';

@@ -39,6 +39,8 @@ bool ha_state_apply(ha_check_state *s, const ha_check_config *c, const ha_result
     s->has_result = true;
     s->last = *r;
     s->last_wall_ms = now_wall_ms;
+    if (r->cert_not_after)
+        s->cert_not_after = r->cert_not_after;
 
     if (r->ok) {
         s->last_success_wall_ms = now_wall_ms;

@@ -161,7 +161,8 @@ class Nginx:
     access log records `$ssl_session_reused` ('r' or '.') per request: the server-side count of
     full and resumed handshakes. `locations` is raw nginx config for the server block."""
 
-    def __init__(self, ctx, crt, key, protocols="TLSv1.2 TLSv1.3", extra="", locations=None):
+    def __init__(self, ctx, crt, key, protocols="TLSv1.2 TLSv1.3", extra="", locations=None,
+                 ssl=True):
         self.dir = tempfile.mkdtemp(prefix="healthagg-nginx-")
         self.port = free_port()
         self.log = os.path.join(self.dir, "access.log")
@@ -184,10 +185,8 @@ http {{
     ssl_session_cache shared:tls:1m;
     ssl_session_tickets on;
     server {{
-        listen 127.0.0.1:{self.port} ssl;
-        ssl_certificate {crt};
-        ssl_certificate_key {key};
-        ssl_protocols {protocols};
+        listen 127.0.0.1:{self.port}{" ssl" if ssl else ""};
+        {f"ssl_certificate {crt}; ssl_certificate_key {key}; ssl_protocols {protocols};" if ssl else ""}
         {extra}
         {locations}
     }}

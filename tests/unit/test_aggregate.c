@@ -119,8 +119,34 @@ static void rules(void)
     }
 }
 
+/* A passing check whose last probe was degraded (a TLS certificate about to expire) makes the
+ * aggregate warn, still ready, with its reason; a critical failure still wins. */
+static void degraded(void)
+{
+    char buf[HA_SUMMARY_MAX];
+    setup();
+    sts[0].last.ok = true;
+    sts[0].last.degraded = true;
+    strcpy(sts[0].last.reason,
+           "HTTP 200; certificate expires in 3d (notAfter 2026-12-02T00:00:00Z)");
+    CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_WARN);
+    ha_aggregate_summary(HA_AGG_WARN, cfgs, sts, N, buf, sizeof(buf));
+    CHECK(strcmp(buf, "ok (warn: app: HTTP 200; certificate expires in 3d (notAfter "
+                      "2026-12-02T00:00:00Z))") == 0);
+    set(2, HA_CHECK_FAIL, "HTTP 503");
+    ha_aggregate_summary(HA_AGG_WARN, cfgs, sts, N, buf, sizeof(buf));
+    CHECK(strncmp(buf, "ok (warn: db: HTTP 503; app: HTTP 200; certificate expires", 58) == 0);
+    set(1, HA_CHECK_FAIL, "HTTP 500");
+    CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_FAIL);
+    /* not degraded once the check fails */
+    setup();
+    sts[0].last.degraded = true; /* ok is false: a failed probe is never "degraded" */
+    CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_PASS);
+}
+
 int main(void)
 {
     rules();
+    degraded();
     return unit_report("unit.aggregate");
 }
