@@ -182,6 +182,10 @@ struct cJSON;
 void ha_lint_taskdef(const struct cJSON *root, ha_lint_image *images, size_t nimages,
                      ha_findings *out);
 
+/* jsonline.c: the 1-based line of the value at `path` ("a.b[2].c") in a JSON text cJSON has
+ * accepted, or of its nearest existing parent; 0 when not even the root is there. */
+unsigned ha_json_line(const char *text, size_t len, const char *path);
+
 int ha_cmd_lint(int argc, char **argv);
 
 #endif

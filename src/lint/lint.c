@@ -1,5 +1,6 @@
 /* lint.c - `healthagg lint`: flags, reading task definitions and images, output formats, exit.
  *
+ * Line numbers (json "line", github "line=") come from jsonline.c.
  * Everything is read before anything is printed: every file is parsed and every --image is
  * loaded first, so a usage problem or an unreadable input exits 2 with one line on stderr and
  * no half report. Findings go to stdout (text, json or github annotations); notes on what was
@@ -37,6 +38,8 @@ static const char usage[] =
 typedef struct doc {
     const char *file;
     cJSON *root;
+    char *text; /* kept for the line numbers of findings; owned */
+    size_t len;
     ha_findings f;
 } doc;
 
@@ -78,8 +81,9 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
-static cJSON *parse_doc(const char *path)
+static cJSON *parse_doc(doc *d)
 {
+    const char *path = d->file;
     char *text;
     size_t len;
     if (read_file(path, &text, &len) != 0)
@@ -108,7 +112,12 @@ static cJSON *parse_doc(const char *path)
         cJSON_Delete(root);
         root = NULL;
     }
-    free(text);
+    if (root) {
+        d->text = text;
+        d->len = len;
+    } else {
+        free(text);
+    }
     return root;
 }
 
@@ -163,6 +172,9 @@ static void print_github(FILE *out, const doc *d, const ha_finding *x)
 {
     fprintf(out, "::%s file=", x->sev == HA_SEV_ERROR ? "error" : "warning");
     gh_escape(out, d->file, true);
+    unsigned line = ha_json_line(d->text, d->len, x->path);
+    if (line)
+        fprintf(out, ",line=%u", line);
     fputs(",title=", out);
     char title[80];
     fmt(title, sizeof(title), "healthagg lint %s", x->rule);
@@ -187,6 +199,8 @@ static int print_json(FILE *out, const doc *docs, size_t ndocs)
                 !cJSON_AddStringToObject(o, "severity",
                                          x->sev == HA_SEV_ERROR ? "error" : "warning") ||
                 !cJSON_AddStringToObject(o, "file", docs[i].file) ||
+                !cJSON_AddNumberToObject(o, "line",
+                                         ha_json_line(docs[i].text, docs[i].len, x->path)) ||
                 !cJSON_AddStringToObject(o, "path", x->path) ||
                 !cJSON_AddStringToObject(o, "rule", x->rule) ||
                 !cJSON_AddStringToObject(o, "message", x->message) ||
@@ -304,7 +318,7 @@ int ha_cmd_lint(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < ndocs; i++)
-        if (!(docs[i].root = parse_doc(docs[i].file)))
+        if (!(docs[i].root = parse_doc(&docs[i])))
             goto out;
     for (size_t k = 0; k < nimages; k++) {
         bool found = false;
@@ -360,6 +374,7 @@ out:
     fflush(stdout);
     for (size_t i = 0; i < ndocs; i++) {
         cJSON_Delete(docs[i].root);
+        free(docs[i].text);
         ha_findings_free(&docs[i].f);
     }
     free(docs);

@@ -78,7 +78,6 @@ typedef struct lint {
     int sidecar; /* index of the healthagg container, -1 when none */
     ha_config cfg;
     bool cfg_ok;
-    cJSON *cfg_raw; /* the parsed HEALTHAGG_CONFIG, for keys the validator does not return */
 } lint;
 
 static const cJSON *get(const cJSON *o, const char *key)
@@ -522,12 +521,12 @@ static bool is_loopback(const char *host)
            strcmp(host, "::1") == 0;
 }
 
-/* Does check k (raw JSON rk) probe container c? */
-static bool targets(const lint *l, const ha_check_config *k, const cJSON *rk, const ctr *c)
+/* Does check k probe container c? Its "container" key says so; otherwise its host and port
+ * (the validator has filled in the scheme's default port). */
+static bool targets(const lint *l, const ha_check_config *k, const ctr *c)
 {
-    const char *named = get_str(rk, "container");
-    if (named)
-        return strcmp(named, c->name) == 0;
+    if (k->container[0])
+        return strcmp(k->container, c->name) == 0;
     if (strcmp(k->url.host, c->name) == 0)
         return true;
     if (!l->awsvpc || !is_loopback(k->url.host))
@@ -600,7 +599,6 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
         return;
     }
     l->cfg_ok = true;
-    l->cfg_raw = cJSON_Parse(inline_cfg);
 
     /* start-period: ECS gives up on the sidecar at startPeriod + retries x interval; healthagg
      * may need start_period + failure_threshold x interval to reach its first verdict. */
@@ -646,12 +644,10 @@ static void mark_probed(lint *l)
 {
     if (!l->cfg_ok)
         return;
-    const cJSON *raw_checks = get(l->cfg_raw, "checks");
     for (size_t i = 0; i < l->cfg.n_checks; i++) {
         const ha_check_config *k = &l->cfg.checks[i];
-        const cJSON *rk = cJSON_GetArrayItem(raw_checks, (int)i);
         for (size_t j = 0; j < l->n; j++) {
-            if ((int)j == l->sidecar || !targets(l, k, rk, &l->c[j]))
+            if ((int)j == l->sidecar || !targets(l, k, &l->c[j]))
                 continue;
             l->c[j].probed = true;
             if (k->critical)
@@ -913,6 +909,5 @@ void ha_lint_taskdef(const cJSON *root, ha_lint_image *images, size_t nimages, h
 out:
     if (l->cfg_ok)
         ha_config_free(&l->cfg);
-    cJSON_Delete(l->cfg_raw);
     free(l);
 }

@@ -8,10 +8,13 @@
  *      whiteouts and symlink loops all arrive here.
  *   2. The same bytes written to a file and read as a whole image (docker save / OCI tar:
  *      manifest.json or index.json members, digests) with ha_image_load.
+ *   3. When cJSON accepts the bytes as JSON: ha_json_line (lint's annotation line numbers) for a
+ *      few paths; the line must lie within the text.
  * Invariants: a refusal always carries a message; an accepted lookup returns a node that is
  * never a symlink; every allocation is released (LeakSanitizer). */
 #include "healthagg/lint.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,5 +98,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         need_msg(err, "ha_image_load");
     }
     unlink(path);
+
+    /* 3. Line numbers of JSON paths. */
+    cJSON *j = cJSON_ParseWithLength((const char *)data, size);
+    if (j) {
+        unsigned lines = 1;
+        for (size_t i = 0; i < size; i++)
+            lines += data[i] == '\n';
+        static const char *const jp[] = {"containerDefinitions[0].healthCheck.command", "a.b[3]",
+                                         "[0]", ""};
+        for (size_t i = 0; i < sizeof(jp) / sizeof(jp[0]); i++) {
+            unsigned l = ha_json_line((const char *)data, size, jp[i]);
+            if (l > lines) {
+                fprintf(stderr, "fuzz_image: line %u beyond the text's %u lines\n", l, lines);
+                abort();
+            }
+        }
+        cJSON_Delete(j);
+    }
     return 0;
 }

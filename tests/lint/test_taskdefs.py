@@ -114,19 +114,20 @@ def test_formats():
                    out) is not None, f"validator's message with the path inside the value: {out!r}")
     rc, findings, err = lint_json(f)
     check(rc == 1 and isinstance(findings, list) and len(findings) == 1 and
-          set(findings[0]) == {"severity", "file", "path", "rule", "message", "fix"} and
+          set(findings[0]) == {"severity", "file", "line", "path", "rule", "message", "fix"} and
+          findings[0]["line"] == 45 and
           findings[0]["severity"] == "error" and findings[0]["rule"] == "sidecar-config",
           f"json finding fields: {findings}")
     rc, out, err = run("--format", "github", f)
-    check(rc == 1 and re.match(r"^::error file=[^,:]+sidecar-config\.json,title=healthagg lint "
-                               r"sidecar-config::containerDefinitions\[1\]", out) is not None,
-          f"github annotation: {out!r}")
+    check(rc == 1 and re.match(r"^::error file=[^,:]+sidecar-config\.json,line=45,title=healthagg "
+                               r"lint sidecar-config::containerDefinitions\[1\]", out) is not None,
+          f"github annotation with the line of the environment value: {out!r}")
     # Properties are escaped: a file name with ',' and ':' must not break the annotation.
     odd = os.path.join(A.workdir, "a,b:c.json")
     with open(f) as src, open(odd, "w") as dst:
         dst.write(src.read())
     rc, out, err = run("--format=github", odd)
-    check("file=" + odd.replace(",", "%2C").replace(":", "%3A") + ",title=" in out,
+    check("file=" + odd.replace(",", "%2C").replace(":", "%3A") + ",line=45,title=" in out,
           f"github escapes file names: {out!r}")
     rc, findings, err = lint_json(os.path.join(A.source_dir, "tests/lint/taskdefs/good/secrets.json"))
     check(rc == 0 and findings == [], f"clean file in json is []: {findings} {err}")
@@ -171,7 +172,8 @@ def test_describe_output_paths():
     f = os.path.join(A.source_dir, "tests/lint/taskdefs/bad/sidecar-deadlock--describe-output.json")
     rc, findings, err = lint_json(f)
     check(rc == 1 and findings and findings[0]["path"] ==
-          "taskDefinition.containerDefinitions[0].dependsOn[0].condition",
+          "taskDefinition.containerDefinitions[0].dependsOn[0].condition" and
+          open(f).read().splitlines()[findings[0]["line"] - 1].strip() == '"condition": "HEALTHY"',
           f"describe-task-definition output: paths start with taskDefinition. ({findings})")
 
 

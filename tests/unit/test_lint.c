@@ -228,11 +228,25 @@ static void test_fsview(void)
     ha_fs_free(&v);
 }
 
+static void test_json_line(void)
+{
+    const char *t = "{\n  \"a\": [\n    {\"b\": 1},\n    {\"b\": \"x\\\"y\",\n     \"c\": {\"d\": true}}\n  ],\n"
+                    "  \"e\": \"line\\nbreak\"\n}\n";
+    size_t n = strlen(t);
+    CHECK(ha_json_line(t, n, "a") == 2);
+    CHECK(ha_json_line(t, n, "a[0].b") == 3);
+    CHECK(ha_json_line(t, n, "a[1].c.d") == 5);
+    CHECK(ha_json_line(t, n, "a[1].c.missing") == 5); /* the nearest existing parent */
+    CHECK(ha_json_line(t, n, "e") == 7);
+    CHECK(ha_json_line(t, n, "zzz") == 1);
+}
+
 int main(void)
 {
     test_sha256();
     test_normalize();
     test_tar();
     test_fsview();
+    test_json_line();
     return unit_report("unit_lint");
 }
