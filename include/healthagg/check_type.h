@@ -84,8 +84,8 @@ typedef struct ha_scheme_row {
 
 /* The row for a scheme ("http"), or NULL. */
 const ha_scheme_row *ha_scheme_lookup(const char *scheme);
-/* "http, https, tcp, ..." for error messages. */
-const char *ha_scheme_list(void);
+/* "http, https, tcp, ..." for error messages, from the table itself (never out of date). */
+void ha_scheme_list(char *buf, size_t len);
 /* Every key any type or transport accepts, for validating "defaults": true if `key` is one. */
 bool ha_type_key_known(const char *key);
 /* Whether `key` belongs to the row's type or transport. */

@@ -32,10 +32,13 @@ const ha_scheme_row *ha_scheme_lookup(const char *scheme)
     return NULL;
 }
 
-const char *ha_scheme_list(void)
+void ha_scheme_list(char *buf, size_t len)
 {
-    static const char list[] = "http, https, tcp, file";
-    return list;
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_ROWS && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
+                                scheme_table[i].scheme);
 }
 
 static bool in_list(const char *const *keys, const char *key)
@@ -80,8 +83,9 @@ int ha_check_parse_url(ha_check_config *c, const char *text, char *err, size_t e
         return -1;
     const ha_scheme_row *row = ha_scheme_lookup(c->url.scheme);
     if (!row) {
-        snprintf(err, errlen, "unsupported scheme \"%s\"; supported: %s", c->url.scheme,
-                 ha_scheme_list());
+        char list[128];
+        ha_scheme_list(list, sizeof(list));
+        snprintf(err, errlen, "unsupported scheme \"%s\"; supported: %s", c->url.scheme, list);
         return -1;
     }
     c->row = row;
