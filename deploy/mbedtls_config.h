@@ -21,6 +21,11 @@
 #define MBEDTLS_DEPRECATED_REMOVED
 #define MBEDTLS_ENTROPY_C
 #define MBEDTLS_CTR_DRBG_C
+/* Entropy from getrandom(2) (src/checks/tls.c: mbedtls_hardware_poll), never /dev/urandom: Mbed
+ * TLS only calls getrandom itself with glibc, and FROM-scratch images or an empty root have no
+ * /dev. */
+#define MBEDTLS_NO_PLATFORM_ENTROPY
+#define MBEDTLS_ENTROPY_HARDWARE_ALT
 
 /* Symmetric crypto: AES-GCM and ChaCha20-Poly1305 (the AEADs TLS 1.3 and modern 1.2 use). */
 #define MBEDTLS_AES_C

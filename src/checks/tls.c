@@ -27,6 +27,7 @@
 #include <psa/crypto.h>
 
 #include <errno.h>
+#include <sys/random.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,6 +435,24 @@ static const uint16_t groups[] = {
     MBEDTLS_SSL_IANA_TLS_GROUP_NONE,
 };
 
+/* The entropy source Mbed TLS polls (MBEDTLS_ENTROPY_HARDWARE_ALT in deploy/mbedtls_config.h):
+ * the kernel's getrandom(2), which needs no /dev (a FROM-scratch image, an empty root). */
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen);
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen)
+{
+    (void)data;
+    *olen = 0;
+    while (*olen < len) {
+        ssize_t n = getrandom(output + *olen, len - *olen, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+        *olen += (size_t)n;
+    }
+    return 0;
+}
+
 static int seed(ha_tls *t, char *err, size_t errlen)
 {
     mbedtls_entropy_init(&t->entropy);
@@ -518,9 +537,8 @@ int ha_tls_options_check(const ha_tls_options *o, char *err, size_t errlen)
     if (!o->insecure_skip_verify && o->ca_file[0] == '\0' &&
         access(HA_TLS_SYSTEM_CA_FILE, R_OK) != 0)
         return fail_msg(err, errlen,
-                        "ca_file: required: there is no system trust store (%s) "
-                        "in this image; set ca_file to the PEM file of the CA that "
-                        "signed the target's certificate",
+                        "ca_file: required: no system trust store (%s) here; give the "
+                        "PEM file of the CA that signs the target's certificate",
                         HA_TLS_SYSTEM_CA_FILE);
     ha_tls *t = NULL;
     int rc = ha_tls_new(&t, o, "localhost", NULL, err, errlen);

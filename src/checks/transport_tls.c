@@ -133,8 +133,11 @@ static int tls_parse(ha_check_config *c, const ha_key_source *src)
     if (ha_tls_options_check(o, why, sizeof(why)) != 0) {
         if (src->obj) /* "checks[2].tls.ca_file: ..." */
             return ha_key_error(src, "%s.%s", path, why);
-        /* a check from the command line: "--check https://...: tls.ca_file: ..." */
-        return ha_key_error(src, "%s: tls.%s", src->path, why);
+        /* from the command line: `serve --check` names the flag; `check` prints the URL itself */
+        if (strncmp(src->path, "--check", 7) == 0)
+            return ha_key_error(src, "%s: tls.%s", src->path, why);
+        return ha_key_error(src, "tls.%s%s", why,
+                            strncmp(why, "ca_file", 7) == 0 ? " (--ca-file)" : "");
     }
     return 0;
 }

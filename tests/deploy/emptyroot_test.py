@@ -13,8 +13,12 @@ static test app, no /dev, /proc, /etc, /tmp or libc - is entered with chroot(2) 
      must pass too;
   4. the app is switched to `status:503` through its control port; /readyz must turn 503 and
      `probe` (inside) must exit 1 with an `unhealthy: ...HTTP 503` line;
-  5. SIGTERM stops both with exit 0, and the root still holds exactly the two binaries (nothing
-     was written).
+  5. TLS with no trust store in the image: `healthagg check --ca-file /ca.pem https://...` (a
+     private CA's certificate, the only other file in the root) passes against `openssl s_server`
+     running outside; without --ca-file the check fails saying a ca_file is required, and a
+     config with an https:// check and no tls.ca_file is invalid (validate exits 2 naming it);
+  6. SIGTERM stops both with exit 0, and the root still holds exactly what was put there
+     (nothing was written).
 
 chroot needs root: as any other user the test prints `SKIPPED: <reason>` and exits 77, which
 ctest reports as skipped (SKIP_RETURN_CODE). Standard library only.
@@ -33,6 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import tlsfixtures  # noqa: E402  (certificates by the openssl CLI)
 
 SKIP = 77
 UID = GID = 65532
@@ -160,12 +167,18 @@ def main():
 
     root = tempfile.mkdtemp(prefix="healthagg-emptyroot.")
     procs, files = [], []
+    certs = None
     outdir = tempfile.mkdtemp(prefix="healthagg-emptyroot-out.")
     try:
         os.chmod(root, 0o755)  # 65532 must be able to look up /healthagg in it
         for src, name in ((args.healthagg, "healthagg"), (args.testapp, "testapp")):
             shutil.copyfile(src, os.path.join(root, name))
             os.chmod(os.path.join(root, name), 0o755)
+        if tlsfixtures.missing("openssl"):
+            raise Failure("openssl not found (tests/deploy/deps.sh installs it)")
+        certs = tlsfixtures.Certs(tempfile.mkdtemp(prefix="healthagg-emptyroot-tls."))
+        shutil.copyfile(certs.ca, os.path.join(root, "ca.pem"))
+        os.chmod(os.path.join(root, "ca.pem"), 0o644)
         before = sorted(os.listdir(root))
         log(f"root {root}: {before} ({os.path.getsize(os.path.join(root, 'healthagg'))} + "
             f"{os.path.getsize(os.path.join(root, 'testapp'))} bytes, nothing else)")
@@ -225,6 +238,47 @@ def main():
         log(f"check of a name with no resolver config: exit 1 in {took:.2f}s, "
             f"{r.stdout.strip()!r}")
 
+        # TLS without a trust store: ca_file is what makes it work, and its absence is an error.
+        crt, key = certs.path("good")
+        tls = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", crt,
+                                "-key", key, "-www"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(tls)
+        tport = None
+        end = time.monotonic() + 10
+        while tport is None and time.monotonic() < end:
+            line = tls.stdout.readline().decode()
+            if line.startswith("ACCEPT "):
+                tport = int(line.rsplit(":", 1)[1])
+            elif not line and tls.poll() is not None:
+                break
+        if tport is None:
+            raise Failure("openssl s_server printed no ACCEPT line")
+        url = f"https://127.0.0.1:{tport}/"
+        r = run_inside(root, ["/healthagg", "check", "--ca-file", "/ca.pem", url], {})
+        if r.returncode != 0 or "HTTP 200" not in r.stdout:
+            raise Failure(f"https check with --ca-file inside the root: exit {r.returncode}, "
+                          f"{r.stdout!r} {r.stderr!r}")
+        log(f"https check with --ca-file /ca.pem inside the root: exit 0, {r.stdout.strip()!r}")
+        r = run_inside(root, ["/healthagg", "check", url], {})
+        if r.returncode != 1 or "tls.ca_file: required: no system trust store" not in r.stdout:
+            raise Failure(f"https check without a trust store or ca_file: exit {r.returncode}, "
+                          f"{r.stdout!r}; expected exit 1 saying ca_file is required")
+        log(f"https check without --ca-file: exit 1, {r.stdout.strip()!r}")
+        r = run_inside(root, ["/healthagg", "validate"],
+                       {"HEALTHAGG_CONFIG": json.dumps({"checks": [{"url": url}]})})
+        if r.returncode != 2 or "checks[0].tls.ca_file: required" not in r.stderr:
+            raise Failure(f"validate of an https check without tls.ca_file: exit {r.returncode}, "
+                          f"{r.stdout!r} {r.stderr!r}; expected exit 2 naming checks[0].tls.ca_file")
+        log(f"validate without tls.ca_file: exit 2, {r.stderr.strip()!r}")
+        r = run_inside(root, ["/healthagg", "validate"],
+                       {"HEALTHAGG_CONFIG": json.dumps(
+                           {"checks": [{"url": url, "tls": {"ca_file": "/ca.pem"}}]})})
+        if r.returncode != 0:
+            raise Failure(f"validate with tls.ca_file: exit {r.returncode}, {r.stderr!r}")
+        tls.kill()
+        tls.wait()
+
         status, body = http_get(cport, "/mode/status:503")
         if status != 200:
             raise Failure(f"testapp control /mode/status:503 answered {status} {body!r}")
@@ -266,6 +320,8 @@ def main():
             f.close()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(outdir, ignore_errors=True)
+        if certs:
+            certs.cleanup()
 
 
 if __name__ == "__main__":
