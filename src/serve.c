@@ -24,6 +24,7 @@ static void begin_shutdown(ha_context *ctx)
         return;
     ctx->stopping = true;
     ha_scheduler_stop(ctx);
+    ha_turns_stop(ctx);
     ha_report_close(ctx);
     ha_server_stop(&ctx->server);
     uv_handle_t *hs[] = {(uv_handle_t *)&ctx->sigterm, (uv_handle_t *)&ctx->sigint,
@@ -330,6 +331,11 @@ int ha_cmd_serve(const ha_config_inputs *in)
     log_startup(ctx);
     ha_tls_log_insecure(ctx->config.checks, ctx->config.n_checks);
     warn_probe_mismatch(ctx, in);
+    if ((rc = ha_turns_start(ctx)) != 0) {
+        fprintf(stderr, "healthagg: cannot measure loop turns: %s\n", uv_strerror(rc));
+        release(ctx);
+        return 2;
+    }
     if ((rc = ha_scheduler_arm(ctx)) != 0) {
         fprintf(stderr, "healthagg: cannot start check timers: %s\n", uv_strerror(rc));
         release(ctx);

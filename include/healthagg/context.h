@@ -41,7 +41,8 @@ typedef struct ha_cache {
     ha_response *livez_ok, *livez_stale, *readyz_stale;
     ha_response *readyz, *health, *metrics, *health_history;
     ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body, *forbidden;
-    ha_response *busy; /* 503 for a connection beyond max_connections, then closed */
+    ha_response *busy;               /* 503 for a connection beyond max_connections, then closed */
+    ha_metrics_cache *metrics_parts; /* each check's /metrics lines, kept between renders */
     bool health_dirty, metrics_dirty, history_dirty;
 } ha_cache;
 
@@ -53,6 +54,7 @@ struct ha_context {
     ha_resolver *resolver;    /* NULL unless some check names a host */
 
     ha_agg_status agg;
+    ha_agg_tracker tracker; /* counters agg follows from, updated per result */
     char summary[HA_SUMMARY_MAX];
     bool draining;
     bool stopping;
@@ -64,7 +66,11 @@ struct ha_context {
     uint64_t stall_ms;       /* loop time a stall was last noticed (0: never) */
     size_t stall_pending;    /* checks still waiting for a result newer than that stall */
     uint64_t start_wall_ms;
-    ha_histogram sched_lag; /* how late probes start, behind their planned time */
+    ha_histogram sched_lag;     /* how late probes start, behind their planned time */
+    ha_histogram loop_turn;     /* work per loop turn, between two waits for events (turns.c) */
+    uv_prepare_t turn;          /* turns.c: runs once per loop turn, just before the wait */
+    uint64_t turn_prev_ns;      /* uv_hrtime at the previous turn's prepare (0: none yet) */
+    uint64_t turn_prev_idle_ns; /* uv_metrics_idle_time then */
     uint64_t probes_skipped;
     uint64_t rng; /* xorshift state for jitter */
 
@@ -103,6 +109,10 @@ ha_response *ha_cache_readyz(ha_context *ctx);
 ha_response *ha_cache_health(ha_context *ctx);
 ha_response *ha_cache_metrics(ha_context *ctx);
 ha_response *ha_cache_health_history(ha_context *ctx);
+
+/* turns.c: measures each loop turn's work into ctx->loop_turn. */
+int ha_turns_start(ha_context *ctx);
+void ha_turns_stop(ha_context *ctx);
 
 /* report.c: what serve tells the log about the verdict, beyond single transitions. */
 int ha_report_init(ha_context *ctx);

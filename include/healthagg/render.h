@@ -34,6 +34,7 @@ typedef struct ha_view {
     const char *summary;
     uint64_t start_wall_ms;
     const ha_histogram *sched_lag;
+    const ha_histogram *loop_turn; /* NULL: not measured (no such series) */
     uint64_t probes_skipped;
     bool enforce;                     /* false: report-only (/readyz stays 200) */
     const struct ha_history *history; /* flight recorder, for /health?history=1 */
@@ -49,5 +50,12 @@ void ha_response_unref(ha_response *r);
 ha_response *ha_render_readyz(const ha_view *v);
 ha_response *ha_render_health(const ha_view *v); /* with v->with_history: each check's ring */
 ha_response *ha_render_metrics(const ha_view *v);
+
+/* metrics.c: /metrics with each check's lines kept between renders, re-rendered only for
+ * checks with a new result since the last render. Built for one configuration (cfg, n). */
+typedef struct ha_metrics_cache ha_metrics_cache;
+ha_metrics_cache *ha_metrics_cache_new(const ha_check_config *cfg, size_t n);
+void ha_metrics_cache_free(ha_metrics_cache *m);
+ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v);
 
 #endif

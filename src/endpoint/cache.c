@@ -6,8 +6,9 @@
  * to render; rebuilding them eagerly for every batch would be quadratic work with a thousand
  * checks at a one-second interval, for pages that are usually read every 15-60 s. So results
  * only mark them dirty and the next reader pays for one render; every other reader gets the
- * cached bytes. The trade-off taken: the first /health or /metrics request after new results
- * allocates; /readyz and /livez requests never do.
+ * cached bytes. /metrics keeps each check's lines between renders (metrics.c), so that render
+ * re-formats only the checks with new results and copies the rest. The trade-off taken: the first
+ * /health or /metrics request after new results allocates; /readyz and /livez requests never do.
  *
  * The watchdog lives here too: if the scheduler has not fired for 3x the largest interval,
  * /livez and /readyz answer 503 "stale" - the checker is stuck, which is not the same as the
@@ -40,6 +41,7 @@ static ha_view make_view(const ha_context *ctx)
     v.summary = ctx->summary;
     v.start_wall_ms = ctx->start_wall_ms;
     v.sched_lag = &ctx->sched_lag;
+    v.loop_turn = &ctx->loop_turn;
     v.probes_skipped = ctx->probes_skipped;
     v.enforce = ctx->config.enforce;
     v.history = &ctx->history;
@@ -86,7 +88,8 @@ int ha_cache_init(ha_context *ctx)
     ha_view v = make_view(ctx);
     c->readyz = ha_render_readyz(&v);
     c->health = ha_render_health(&v);
-    c->metrics = ha_render_metrics(&v);
+    c->metrics_parts = ha_metrics_cache_new(ctx->config.checks, ctx->config.n_checks);
+    c->metrics = c->metrics_parts ? ha_render_metrics_cached(c->metrics_parts, &v) : NULL;
     v.with_history = true;
     c->health_history = ha_render_health(&v);
     if (!c->forbidden || !c->health_history || !c->livez_ok || !c->livez_stale ||
@@ -107,6 +110,8 @@ void ha_cache_free(ha_context *ctx)
         ha_response_unref(*all[i]);
         *all[i] = NULL;
     }
+    ha_metrics_cache_free(c->metrics_parts);
+    c->metrics_parts = NULL;
 }
 
 void ha_cache_results_changed(ha_context *ctx, bool readyz_changed)
@@ -167,7 +172,7 @@ ha_response *ha_cache_metrics(ha_context *ctx)
     ha_cache *c = &ctx->cache;
     if (c->metrics_dirty) {
         ha_view v = make_view(ctx);
-        replace(&c->metrics, ha_render_metrics(&v));
+        replace(&c->metrics, ha_render_metrics_cached(c->metrics_parts, &v));
         c->metrics_dirty = false;
     }
     return c->metrics;

@@ -41,8 +41,7 @@ void ha_agg_probe_line(ha_agg_status s, bool enforce, const char *summary, char 
         snprintf(buf, len, "%s", summary);
 }
 
-/* A passing check whose last probe was degraded (warn_latency, a certificate about to expire). */
-static bool degraded(const ha_check_state *s)
+bool ha_agg_degraded(const ha_check_state *s)
 {
     return s->status == HA_CHECK_PASS && s->has_result && s->last.ok && s->last.degraded;
 }
@@ -54,7 +53,7 @@ ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st,
         return HA_AGG_DRAINING;
     bool any_critical_fail = false, any_critical_starting = false, any_other_fail = false;
     for (size_t i = 0; i < n; i++) {
-        any_other_fail |= degraded(&st[i]);
+        any_other_fail |= ha_agg_degraded(&st[i]);
         if (cfg[i].critical) {
             any_critical_fail |= st[i].status == HA_CHECK_FAIL;
             any_critical_starting |= st[i].status == HA_CHECK_STARTING;
@@ -69,16 +68,30 @@ ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st,
     return any_other_fail ? HA_AGG_WARN : HA_AGG_PASS;
 }
 
+/* The first check at or after i that is in `only` (a bitmap; NULL: every check), or n. */
+static size_t next_check(const uint64_t *only, size_t n, size_t i)
+{
+    if (!only)
+        return i;
+    while (i < n) {
+        uint64_t bits = only[i / 64] >> (i % 64);
+        if (bits)
+            return i + (size_t)__builtin_ctzll(bits);
+        i = (i / 64 + 1) * 64;
+    }
+    return n;
+}
+
 /* Appends "name: reason" for every check matching (critical, status), or with status PASS for
  * every degraded passing check, "; "-separated after `off` (a "; " first when `more`).
  * Keeps going until the buffer is full, then marks the cut with "...". */
 static size_t append_checks_ex(char *buf, size_t len, size_t off, const ha_check_config *cfg,
-                               const ha_check_state *st, size_t n, bool critical,
-                               ha_check_status status, bool more)
+                               const ha_check_state *st, size_t n, const uint64_t *only,
+                               bool critical, ha_check_status status, bool more)
 {
     bool first = !more;
-    for (size_t i = 0; i < n && off < len; i++) {
-        if (status == HA_CHECK_PASS ? !degraded(&st[i])
+    for (size_t i = next_check(only, n, 0); i < n && off < len; i = next_check(only, n, i + 1)) {
+        if (status == HA_CHECK_PASS ? !ha_agg_degraded(&st[i])
                                     : (cfg[i].critical != critical || st[i].status != status))
             continue;
         char reason[HA_REASON_MAX + 64];
@@ -103,14 +116,21 @@ static size_t append_checks_ex(char *buf, size_t len, size_t off, const ha_check
 }
 
 static size_t append_checks(char *buf, size_t len, size_t off, const ha_check_config *cfg,
-                            const ha_check_state *st, size_t n, bool critical,
+                            const ha_check_state *st, size_t n, const uint64_t *only, bool critical,
                             ha_check_status status)
 {
-    return append_checks_ex(buf, len, off, cfg, st, n, critical, status, false);
+    return append_checks_ex(buf, len, off, cfg, st, n, only, critical, status, false);
 }
 
 void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const ha_check_state *st,
                           size_t n, char *buf, size_t len)
+{
+    ha_aggregate_summary_of(agg, cfg, st, n, NULL, buf, len);
+}
+
+void ha_aggregate_summary_of(ha_agg_status agg, const ha_check_config *cfg,
+                             const ha_check_state *st, size_t n, const uint64_t *only, char *buf,
+                             size_t len)
 {
     if (len == 0)
         return;
@@ -124,8 +144,9 @@ void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const h
         off = (size_t)snprintf(buf, len, "ok (warn: ");
         if (off < len) {
             size_t start = off;
-            off = append_checks(buf, len, off, cfg, st, n, false, HA_CHECK_FAIL);
-            off = append_checks_ex(buf, len, off, cfg, st, n, false, HA_CHECK_PASS, off != start);
+            off = append_checks(buf, len, off, cfg, st, n, only, false, HA_CHECK_FAIL);
+            off = append_checks_ex(buf, len, off, cfg, st, n, only, false, HA_CHECK_PASS,
+                                   off != start);
             if (off + 1 < len) {
                 buf[off++] = ')';
                 buf[off] = '\0';
@@ -133,17 +154,17 @@ void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const h
         }
         break;
     case HA_AGG_FAIL:
-        append_checks(buf, len, 0, cfg, st, n, true, HA_CHECK_FAIL);
+        append_checks(buf, len, 0, cfg, st, n, only, true, HA_CHECK_FAIL);
         break;
     case HA_AGG_STARTING: {
         size_t start = (size_t)snprintf(buf, len, "starting: ");
         if (start >= len)
             break;
-        off = append_checks(buf, len, start, cfg, st, n, true, HA_CHECK_STARTING);
+        off = append_checks(buf, len, start, cfg, st, n, only, true, HA_CHECK_STARTING);
         /* Before the first result every check is starting, critical or not: with only
          * non-critical checks, name those rather than leave the reason empty. */
         if (off == start)
-            off = append_checks(buf, len, start, cfg, st, n, false, HA_CHECK_STARTING);
+            off = append_checks(buf, len, start, cfg, st, n, only, false, HA_CHECK_STARTING);
         if (off == start)
             snprintf(buf + start, len - start, "no result yet");
         break;

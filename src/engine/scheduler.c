@@ -6,9 +6,9 @@
  * when the timer actually ran, so a slow loop turn does not push every later probe back;
  * a check that falls a whole interval behind skips ahead instead of firing in a burst.
  * Jitter of up to 5% of the interval (at most 1 s) keeps checks that share an interval from
- * probing in lockstep. Results arrive one at a time; the aggregate, its log line and
- * /readyz are recomputed once per loop turn by a uv_check handle, after all of that turn's
- * I/O callbacks have run. */
+ * probing in lockstep. Results arrive one at a time; each updates the aggregate's counters
+ * (agg_tracker.c, O(1)), and the aggregate, its log line and /readyz are refreshed once per
+ * loop turn by a uv_prepare handle, after all of that turn's I/O callbacks have run. */
 #include "healthagg/context.h"
 #include "healthagg/log.h"
 #include "healthagg/timeutil.h"
@@ -69,12 +69,16 @@ static void on_batch(uv_prepare_t *h)
 void ha_scheduler_refresh(ha_context *ctx)
 {
     ha_agg_status before = ctx->agg;
-    ha_agg_status now =
-        ha_aggregate(ctx->config.checks, ctx->states, ctx->config.n_checks, ctx->draining);
+    ha_agg_status now = ha_agg_tracker_status(&ctx->tracker, ctx->draining);
+    bool changed = now != before;
     char summary[HA_SUMMARY_MAX];
-    ha_aggregate_summary(now, ctx->config.checks, ctx->states, ctx->config.n_checks, summary,
-                         sizeof(summary));
-    bool changed = now != before || strcmp(summary, ctx->summary) != 0;
+    if (changed || ctx->tracker.summary_dirty) {
+        /* Only when a non-passing check got a result or the set changed: a batch of passing
+         * results costs nothing here (see agg_tracker.c). */
+        ha_agg_tracker_summary(&ctx->tracker, now, ctx->config.checks, ctx->states, summary,
+                               sizeof(summary));
+        changed = changed || strcmp(summary, ctx->summary) != 0;
+    }
     ctx->agg = now;
     if (changed)
         memcpy(ctx->summary, summary, sizeof(summary));
@@ -130,6 +134,7 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
     uint64_t wall = ha_wall_ms();
     bool changed = ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), wall);
     ha_history_record(&ctx->history, rt->index, wall, r, s->status);
+    ha_agg_tracker_update(&ctx->tracker, rt->index, &ctx->config.checks[rt->index], s);
     if (changed) {
         log_transition(ctx, rt->index, from);
         ha_report_transition(ctx, rt->index, from);
@@ -241,6 +246,8 @@ int ha_scheduler_start(ha_context *ctx)
             return rc;
         rt->timer.data = rt;
     }
+    if (ha_agg_tracker_init(&ctx->tracker, ctx->config.checks, ctx->states, n) != 0)
+        return UV_ENOMEM;
     return 0;
 }
 
@@ -288,6 +295,7 @@ void ha_scheduler_free(ha_context *ctx)
         for (size_t i = 0; i < ctx->config.n_checks; i++)
             if (ctx->checks[i].probe_ready)
                 ha_probe_free(&ctx->checks[i].probe);
+    ha_agg_tracker_free(&ctx->tracker);
     free(ctx->checks);
     free(ctx->states);
     ctx->checks = NULL;

@@ -2,6 +2,8 @@
 404 and 405, keep-alive, non-critical checks (warn), and that requests never trigger probes."""
 import json
 import re
+import shutil
+import subprocess
 
 from harness import *  # noqa: F401,F403
 
@@ -68,6 +70,58 @@ def health_json_livez_readyz_metrics(ctx):
            f"/metrics Content-Type: expected text/plain..., saw {hdr.get('content-type')!r}")
     for line in ('healthagg_check_up{check="app"} 1', 'healthagg_check_up{check="down"} 0'):
         expect(line in text.splitlines(), f"/metrics should have the line {line!r}:\n{text}")
+
+
+def metric_values(text):
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+@test
+def metrics_follow_results_and_count_loop_turns(ctx):
+    """/metrics keeps each check's lines between scrapes: a later scrape must show the new
+    results of every check (probe counters, latency), not the kept text; promtool accepts the
+    page; the loop-turn histogram counts turns."""
+    app, down, ha = two_checks(ctx)
+    first = metric_values(ha.get("/metrics")[2].decode())
+    probes = {c: first[f'healthagg_check_probes_total{{check="{c}"}}'] for c in ("app", "down")}
+
+    def later():
+        m = metric_values(ha.get("/metrics")[2].decode())
+        return all(m[f'healthagg_check_probes_total{{check="{c}"}}'] >= probes[c] + 2
+                   for c in probes) and m
+    m = poll(later, bool, 5, "both checks' probe counters to move by 2 in /metrics")
+    expect(m["healthagg_check_failures_total{check=\"down\"}"] >= probes["down"] + 2,
+           f"/metrics: the failing check's failures_total should follow its probes: {m}")
+    expect(m["healthagg_check_state{check=\"down\",state=\"fail\"}"] == 1 and
+           m["healthagg_check_up{check=\"app\"}"] == 1, f"/metrics states: {m}")
+    turns = m.get("healthagg_loop_turn_seconds_count", 0)
+    expect(turns > first.get("healthagg_loop_turn_seconds_count", 0) and
+           m['healthagg_loop_turn_seconds_bucket{le="+Inf"}'] == turns and
+           0 < m["healthagg_loop_turn_max_seconds"] < 5,
+           f"/metrics: healthagg_loop_turn_seconds should count the loop's turns: {m}")
+    # A passing check turns bad: its state lines change in the kept text too.
+    app.set_mode("status:503")
+    ha.wait_transition("app", "fail", 5)
+    m = metric_values(ha.get("/metrics")[2].decode())
+    expect(m['healthagg_check_state{check="app",state="fail"}'] == 1 and
+           m['healthagg_check_state{check="app",state="pass"}'] == 0 and
+           m['healthagg_check_up{check="app"}'] == 0 and
+           m['healthagg_check_transitions_total{check="app"}'] >=
+           first['healthagg_check_transitions_total{check="app"}'] + 1,
+           f"/metrics after 'app' failed: {m}")
+    promtool = shutil.which("promtool")
+    if promtool:
+        body = ha.get("/metrics")[2]
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                           timeout=30)
+        expect(r.returncode == 0, f"promtool check metrics: {r.stdout!r} {r.stderr!r}")
+    else:
+        print("  promtool not installed: the page's syntax was not checked by it")
 
 
 @test

@@ -144,9 +144,130 @@ static void degraded(void)
     CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_PASS);
 }
 
+/* xorshift: a fixed seed, so a failure reproduces. */
+static uint64_t rnd_state = 0x2545F4914F6CDD1DULL;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* The incremental tracker equals the full fold after every result of random sequences: random
+ * configs (critical or not, thresholds, start periods), results passing (some degraded) and
+ * failing with a handful of reasons, inconclusive results, draining; and when it says the summary
+ * cannot have changed, the full recomputation agrees. */
+static void tracker_matches_fold(void)
+{
+    static const char *reasons[] = {"HTTP 200", "HTTP 503", "connection refused",
+                                    "timeout after 90 ms"};
+    enum { MAXN = 150 };
+    static ha_check_config cfg[MAXN];
+    static ha_check_state st[MAXN];
+    size_t sizes[] = {1, 2, 3, 63, 64, 65, 150};
+    unsigned mismatches = 0, skipped_rebuilds = 0, rebuilds = 0;
+    for (size_t round = 0; round < 40; round++) {
+        size_t n = sizes[round % (sizeof(sizes) / sizeof(sizes[0]))];
+        memset(cfg, 0, sizeof(cfg));
+        for (size_t i = 0; i < n; i++) {
+            snprintf(cfg[i].name, sizeof(cfg[i].name), "c%zu", i);
+            cfg[i].critical = rnd() % 3 != 0;
+            cfg[i].failure_threshold = 1 + (unsigned)(rnd() % 3);
+            cfg[i].success_threshold = 1 + (unsigned)(rnd() % 3);
+            cfg[i].start_period_ms = rnd() % 2 ? 0 : 50;
+            ha_state_init(&st[i], 0);
+        }
+        ha_agg_tracker t;
+        CHECK(ha_agg_tracker_init(&t, cfg, st, n) == 0);
+        char last[HA_SUMMARY_MAX] = "", full[HA_SUMMARY_MAX], inc[HA_SUMMARY_MAX];
+        ha_agg_status last_agg = HA_AGG_STARTING;
+        bool have_last = false;
+        /* Mostly-passing phases and failing storms, so every class is visited. */
+        unsigned fail_pct = (unsigned)(rnd() % 100);
+        for (uint64_t step = 1; step <= 3000; step++) {
+            if (step % 500 == 0)
+                fail_pct = (unsigned)(rnd() % 100);
+            size_t i = rnd() % n;
+            ha_result r;
+            memset(&r, 0, sizeof(r));
+            r.ok = rnd() % 100 >= fail_pct;
+            r.inconclusive = rnd() % 50 == 0;
+            r.degraded = rnd() % 4 == 0; /* only counts on a passing probe */
+            strcpy(r.reason, r.ok ? reasons[0] : reasons[1 + rnd() % 3]);
+            ha_state_apply(&st[i], &cfg[i], &r, step, 1000 + step);
+            ha_agg_tracker_update(&t, i, &cfg[i], &st[i]);
+            bool draining = step > 2900 && rnd() % 2;
+            ha_agg_status want = ha_aggregate(cfg, st, n, draining);
+            ha_agg_status got = ha_agg_tracker_status(&t, draining);
+            if (want != got) {
+                mismatches++;
+                continue;
+            }
+            ha_aggregate_summary(want, cfg, st, n, full, sizeof(full));
+            if (!t.summary_dirty && have_last && got == last_agg) {
+                skipped_rebuilds++;
+                if (strcmp(full, last) != 0)
+                    mismatches++;
+                continue;
+            }
+            ha_agg_tracker_summary(&t, got, cfg, st, inc, sizeof(inc));
+            rebuilds++;
+            CHECK(!t.summary_dirty);
+            if (strcmp(full, inc) != 0)
+                mismatches++;
+            memcpy(last, inc, sizeof(last));
+            last_agg = got;
+            have_last = true;
+        }
+        ha_agg_tracker_free(&t);
+    }
+    CHECK(mismatches == 0);
+    CHECK(skipped_rebuilds > 1000); /* the point: passing results do not rebuild */
+    CHECK(rebuilds > 1000);
+}
+
+/* A summary cut at HA_SUMMARY_MAX reads the same from the bitmap as from the full fold. */
+static void tracker_long_summary(void)
+{
+    enum { MAXN = 300 };
+    static ha_check_config cfg[MAXN];
+    static ha_check_state st[MAXN];
+    memset(cfg, 0, sizeof(cfg));
+    for (size_t i = 0; i < MAXN; i++) {
+        snprintf(cfg[i].name, sizeof(cfg[i].name), "check-%zu", i);
+        cfg[i].critical = true;
+        cfg[i].failure_threshold = 1;
+        cfg[i].success_threshold = 1;
+        ha_state_init(&st[i], 0);
+    }
+    ha_agg_tracker t;
+    CHECK(ha_agg_tracker_init(&t, cfg, st, MAXN) == 0);
+    char full[HA_SUMMARY_MAX], inc[HA_SUMMARY_MAX];
+    ha_aggregate_summary(HA_AGG_STARTING, cfg, st, MAXN, full, sizeof(full));
+    ha_agg_tracker_summary(&t, ha_agg_tracker_status(&t, false), cfg, st, inc, sizeof(inc));
+    CHECK(strcmp(full, inc) == 0);
+    CHECK(strlen(inc) == sizeof(inc) - 1 && strcmp(inc + strlen(inc) - 3, "...") == 0);
+    ha_result r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.reason, "HTTP 500");
+    for (size_t i = 0; i < MAXN; i += 3) {
+        ha_state_apply(&st[i], &cfg[i], &r, 1, 1);
+        ha_agg_tracker_update(&t, i, &cfg[i], &st[i]);
+    }
+    CHECK(ha_agg_tracker_status(&t, false) == HA_AGG_FAIL);
+    ha_aggregate_summary(HA_AGG_FAIL, cfg, st, MAXN, full, sizeof(full));
+    ha_agg_tracker_summary(&t, HA_AGG_FAIL, cfg, st, inc, sizeof(inc));
+    CHECK(strcmp(full, inc) == 0);
+    CHECK(strncmp(inc, "check-0: HTTP 500; check-3: HTTP 500", 36) == 0);
+    ha_agg_tracker_free(&t);
+}
+
 int main(void)
 {
     rules();
     degraded();
+    tracker_matches_fold();
+    tracker_long_summary();
     return unit_report("unit.aggregate");
 }
