@@ -6,6 +6,7 @@
 #include "healthagg/check.h"
 #include "healthagg/commands.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ static void on_done(ha_probe *p, const ha_result *r)
 int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, const cJSON *defaults,
                  FILE *out)
 {
+    /* A target that closes while we write (an HTTP/1 server answering an HTTP/2 preface) must
+     * cost a reason ("write: broken pipe"), not the whole command. */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         fprintf(out, "fail: cannot start an event loop\n");

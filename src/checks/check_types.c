@@ -15,12 +15,14 @@
 extern const ha_check_type ha_check_http;
 extern const ha_check_type ha_check_tcp;
 extern const ha_check_type ha_check_file;
+extern const ha_check_type ha_check_grpc;
 
 static const ha_scheme_row scheme_table[] = {
     {"http", &ha_check_http, &ha_transport_tcp, 80},
     {"https", &ha_check_http, &ha_transport_tls, 443},
     {"tcp", &ha_check_tcp, &ha_transport_tcp, 0},
     {"file", &ha_check_file, NULL, 0},
+    {"grpc", &ha_check_grpc, &ha_transport_tcp, 0},
 };
 #define N_ROWS (sizeof(scheme_table) / sizeof(scheme_table[0]))
 

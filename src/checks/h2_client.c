@@ -260,10 +260,12 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     return (ssize_t)n;
 }
 
-/* Sends whatever nghttp2 has queued. */
+/* Sends whatever nghttp2 has queued, while the request is still open: once the verdict is in
+ * (an answer, or the peer broke the protocol) the connection is closed, not talked to, so a
+ * peer that already hung up cannot turn the verdict into a write error. */
 static void flush(ha_h2_client *c)
 {
-    for (;;) {
+    while (c->state == HA_H2_RUNNING) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {

@@ -515,6 +515,28 @@ static bool is_sidecar(const ctr *c)
            env_value(c, "HEALTHAGG_LISTEN", NULL);
 }
 
+/* ${VAR} in the sidecar's config (gRPC metadata) expands from its environment at start; in ECS
+ * that holds the container's `environment` and `secrets` entries. For the validation, each name
+ * the task defines (and this process lacks) gets a stand-in value; the caller unsets them after.
+ * A variable the task does not define stays unset and is reported as healthagg would. */
+static size_t task_env_stand_ins(const ctr *c, const char **set, size_t max)
+{
+    static const char *const lists[] = {"environment", "secrets"};
+    size_t n = 0;
+    for (size_t k = 0; k < 2; k++) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, get(c->j, lists[k]))
+        {
+            const char *name = get_str(e, "name");
+            if (n < max && name && name[0] && !strchr(name, '=') &&
+                strncmp(name, "HEALTHAGG_", 10) != 0 && !getenv(name) &&
+                setenv(name, "(defined by the task)", 0) == 0)
+                set[n++] = name;
+        }
+    }
+    return n;
+}
+
 static bool is_loopback(const char *host)
 {
     return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
@@ -590,8 +612,13 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
         return;
     pathf(path, sizeof(path), "%s.environment[%d].value", s->path, ci);
     char err[HA_ERR_MAX * 2];
-    if (ha_config_parse_json(inline_cfg, strlen(inline_cfg), "HEALTHAGG_CONFIG", &l->cfg, err,
-                             sizeof(err)) != 0) {
+    const char *stand_ins[64];
+    size_t nstand = task_env_stand_ins(s, stand_ins, sizeof(stand_ins) / sizeof(stand_ins[0]));
+    int rc = ha_config_parse_json(inline_cfg, strlen(inline_cfg), "HEALTHAGG_CONFIG", &l->cfg, err,
+                                  sizeof(err));
+    for (size_t i = 0; i < nstand; i++)
+        unsetenv(stand_ins[i]);
+    if (rc != 0) {
         const char *p = strncmp(err, "HEALTHAGG_CONFIG", 16) == 0 ? err : NULL;
         add(l, HA_SEV_ERROR, "sidecar-config", path,
             "fix the value; `HEALTHAGG_CONFIG='...' healthagg validate` checks it",

@@ -58,7 +58,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}
 CONFIG_KEYS = {"listen", "defaults", "checks"}
 DEFAULTS_KEYS = {"interval", "timeout", "failure_threshold", "success_threshold", "start_period"}
 CHECK_KEYS = DEFAULTS_KEYS | {"name", "url", "expect_status", "expect_body", "critical",
-                              "headers", "method"}
+                              "headers", "method", "service", "metadata", "authority"}
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 FARGATE_SIZES = {
     "256": [512, 1024, 2048],
@@ -218,7 +218,7 @@ def check_healthagg_config(f, where, text):
 
 
 def url_port(url):
-    m = re.match(r"^(?:https?|tcp)://(\[[^\]]+\]|[^/:]+)(?::(\d+))?", url)
+    m = re.match(r"^(?:https?|tcp|grpcs?)://(\[[^\]]+\]|[^/:]+)(?::(\d+))?", url)
     if not m:
         return None, None
     host = m.group(1)
@@ -933,14 +933,19 @@ def configs_check(binary, paths):
             envs = [("%s: service %s" % (path, n), (svc.get("environment") or {}))
                     for n, svc in ((doc or {}).get("services") or {}).items()]
         else:
+            # ECS puts each `secrets` entry into the environment too: a stand-in value here, so
+            # a ${VAR} naming a secret validates as it would in the task.
             envs = [("%s: container %s" % (where, c.get("name")),
-                     {e.get("name"): e.get("value") for e in c.get("environment") or []})
+                     dict({e.get("name"): "(secret)" for e in c.get("secrets") or []},
+                          **{e.get("name"): e.get("value") for e in c.get("environment") or []}))
                     for where, td in load_any(path) for c in td.get("containerDefinitions") or []]
         for where, env in envs:
             if not isinstance(env, dict) or "HEALTHAGG_CONFIG" not in env:
                 continue
             count += 1
             clean = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHAGG_")}
+            clean.update({k: v for k, v in env.items() if k != "HEALTHAGG_CONFIG" and
+                          isinstance(k, str) and isinstance(v, str)})
             clean["HEALTHAGG_CONFIG"] = env["HEALTHAGG_CONFIG"]
             p = subprocess.run([binary, "validate"], env=clean, capture_output=True, text=True,
                                timeout=30)

@@ -43,10 +43,12 @@ def require_peer():
 class GrpcServer:
     """server.js in one mode; set()/clear() switch service statuses at run time."""
 
-    def __init__(self, ctx, mode="health", statuses=None, port=0):
+    def __init__(self, ctx, mode="health", statuses=None, port=0, require=None):
         argv = ["node", SERVER_JS, "--mode", mode, "--port", str(port)]
         for svc, st in (statuses or {}).items():
             argv += ["--status", f"{svc or '-'}={st}"]
+        for k, v in (require or {}).items():
+            argv += ["--require-metadata", f"{k}={v}"]
         self.proc = ctx.spawn(f"grpc-server({mode})", argv, env=node_env(),
                               stdin=subprocess.PIPE)
         line = self.proc.wait_line(lambda l: l.startswith("listening "), 20,
@@ -76,8 +78,9 @@ class GrpcServer:
 
 class RawFake:
     """A TCP listener that answers every connection with `reply` (bytes, sent once the client's
-    first bytes arrive), then keeps it open (`hold`) or closes it. reply=None: accept, read and
-    never answer."""
+    first bytes arrive), then keeps it open (`hold`) or ends it: a FIN that still reads what the
+    client sends (so its late writes cannot fail), then close. reply=None: accept, read and never
+    answer."""
 
     def __init__(self, ctx, reply=None, hold=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -107,9 +110,10 @@ class RawFake:
             c.recv(65536)
             if self.reply is not None:
                 c.sendall(self.reply)
-            if self.reply is None or self.hold:
-                while c.recv(65536):
-                    pass
+                if not self.hold:
+                    c.shutdown(socket.SHUT_WR)
+            while c.recv(65536):
+                pass
         except OSError:
             pass
         finally:

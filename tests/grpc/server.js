@@ -9,10 +9,13 @@
 // Prints "listening PORT" on stdout once bound. Control lines on stdin, each answered "ok" (or
 // "error: ..."):
 //   set SERVICE STATUS   SERVING | NOT_SERVING | UNKNOWN | SERVICE_UNKNOWN ("-" is the "" service)
+// With --require-metadata KEY=VALUE, a Check call without that metadata entry is answered
+// UNAUTHENTICATED (the health service itself is untouched), and every call's metadata keys are
+// printed as "metadata KEY,KEY,...".
 //   clear SERVICE        forget the service: Check answers NOT_FOUND for it again
 // It exits when stdin closes, so a test that dies cannot leave it behind.
 //
-// Usage: node server.js [--mode M] [--port P] [--status SERVICE=STATUS]...
+// Usage: node server.js [--mode M] [--port P] [--status SERVICE=STATUS]... [--require-metadata K=V]
 'use strict';
 const http2 = require('http2');
 const readline = require('readline');
@@ -21,6 +24,7 @@ const args = process.argv.slice(2);
 let mode = 'health';
 let port = 0;
 const initial = {};
+let required = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   const v = args[i + 1];
@@ -29,6 +33,10 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--status') {
     const eq = v.lastIndexOf('=');
     initial[name(v.slice(0, eq))] = v.slice(eq + 1);
+    i++;
+  } else if (a === '--require-metadata') {
+    const eq = v.indexOf('=');
+    required = [v.slice(0, eq), v.slice(eq + 1)];
     i++;
   } else { fail(`unknown argument ${a}`); }
 }
@@ -48,6 +56,22 @@ if (mode === 'health' || mode === 'nohealth') {
   if (mode === 'health') {
     const { HealthImplementation } = require('grpc-health-check');
     health = new HealthImplementation(initial);
+    if (required) {
+      // Wrap the package's Check handler: metadata first, then the real implementation.
+      const addService = grpcServer.addService.bind(grpcServer);
+      grpcServer.addService = (svc, impl) => addService(svc, {
+        ...impl,
+        check: (call, callback) => {
+          const md = call.metadata.getMap();
+          process.stdout.write(`metadata ${Object.keys(md).sort().join(',')}\n`);
+          if (String(md[required[0]]) !== required[1]) {
+            callback({ code: grpc.status.UNAUTHENTICATED, details: `missing ${required[0]}` });
+            return;
+          }
+          impl.check(call, callback);
+        },
+      });
+    }
     health.addToServer(grpcServer);
   }
   grpcServer.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
