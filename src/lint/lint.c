@@ -7,6 +7,7 @@
  * read (image kind, platform used) and the summary go to stderr, so stdout stays parseable.
  * Exit: 0 clean or warnings only, 1 errors (or warnings with --strict), 2 usage/unreadable. */
 #include "healthagg/lint.h"
+#include "healthagg/quote.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -209,12 +210,13 @@ static int print_json(FILE *out, const doc *docs, size_t ndocs)
                 return -1;
             }
         }
-    char *s = cJSON_Print(arr);
+    /* File names and task-definition strings may hold any bytes: keep the output UTF-8 JSON. */
+    char *s = ha_json_fix_utf8(cJSON_Print(arr));
     cJSON_Delete(arr);
     if (!s)
         return -1;
     fprintf(out, "%s\n", s);
-    cJSON_free(s);
+    free(s);
     return 0;
 }
 

@@ -235,6 +235,28 @@ def probe_output_is_valid_utf8_on_one_line(ctx):
            f"probe of a sidecar answering invalid bytes: {r}")
 
 
+@test
+def lint_json_output_is_valid_utf8(ctx):
+    """`lint --format json` quotes file names and task-definition strings, which may hold any
+    bytes: its output must still be valid UTF-8 JSON."""
+    import harness
+    import tempfile
+    d = tempfile.mkdtemp()
+    path = os.path.join(d.encode(), b"task\xff.json")
+    try:
+        with open(path, "wb") as f:
+            f.write(b'{"family":"x","containerDefinitions":[{"name":"app\xff","image":"x",'
+                    b'"essential":true,"healthCheck":{"command":["CMD-SHELL","curl \xff"]}}]}')
+        r = subprocess.run([harness.HEALTHAGG.encode(), b"lint", b"--format", b"json", path],
+                           capture_output=True, timeout=10)
+        findings = strict_json(r.stdout, "lint --format json stdout")
+        expect(findings and findings[0]["file"].endswith("task\ufffd.json"),
+               f"lint --format json on a file with bytes that are not UTF-8: {r}")
+    finally:
+        os.unlink(path)
+        os.rmdir(d)
+
+
 # --- item 8 -------------------------------------------------------------------------------------
 
 @test
