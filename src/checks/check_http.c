@@ -33,6 +33,8 @@ typedef struct http_state {
     llhttp_t parser;
     bool headers_done;
     bool message_done;
+    int interim_status;    /* last 1xx answer seen (100 Continue, 103 Early Hints); 0: none */
+    bool after_interim;    /* that interim answer ended and nothing of the next one came yet */
     size_t body_match_pos; /* KMP state over expect_body */
     bool body_matched;
     uint16_t *kmp; /* failure table for expect_body, owned */
@@ -134,15 +136,28 @@ static void http_describe(const ha_check_config *c, cJSON *out)
 
 /* --- response parsing --------------------------------------------------------------------- */
 
+static int on_message_begin(llhttp_t *parser)
+{
+    ha_probe *p = parser->data;
+    http_state *s = p->type_state;
+    s->after_interim = false;
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *parser)
 {
     ha_probe *p = parser->data;
     http_state *s = p->type_state;
     const http_cfg *h = p->cfg->type_cfg;
-    if (parser->status_code >= 100 && parser->status_code < 200)
+    int status = parser->status_code;
+    if (status >= 100 && status < 200) {
+        s->interim_status = status;
         return 0; /* interim response: the real one follows */
+    }
     s->headers_done = true;
-    return h->method_head ? 1 : 0; /* 1: a HEAD answer has no body */
+    /* 1: no body. A HEAD answer has none, and neither has a 204 or 304, whatever its
+     * Content-Length says (RFC 9112 section 6.3): waiting for one would time out. */
+    return h->method_head || status == 204 || status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *parser, const char *at, size_t len)
@@ -171,14 +186,17 @@ static int on_message_complete(llhttp_t *parser)
 {
     ha_probe *p = parser->data;
     http_state *s = p->type_state;
-    if (parser->status_code >= 100 && parser->status_code < 200)
+    if (parser->status_code >= 100 && parser->status_code < 200) {
+        s->after_interim = true;
         return 0;
+    }
     s->message_done = true;
     p->close_reset = true; /* a complete answer: close with RST, leave no TIME_WAIT */
     return HPE_PAUSED;     /* stop: anything after the answer is not ours to read */
 }
 
 static const llhttp_settings_t http_settings = {
+    .on_message_begin = on_message_begin,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -249,6 +267,16 @@ static void http_on_eof(ha_probe *p)
     /* HPE_PAUSED is our own on_message_complete saying "done", not an error. */
     if ((err == HPE_OK || err == HPE_PAUSED) && s->message_done) {
         verdict(p, false);
+    } else if (!s->headers_done && s->after_interim) {
+        ha_probe_finish(p, false, 0,
+                        "connection closed after an interim HTTP %d, before the final response "
+                        "(%s)",
+                        s->interim_status, p->target);
+    } else if (!s->headers_done && s->interim_status) {
+        ha_probe_finish(p, false, 0,
+                        "connection closed mid-headers after %llu bytes, after an interim HTTP "
+                        "%d (%s)",
+                        (unsigned long long)p->bytes_read, s->interim_status, p->target);
     } else if (!s->headers_done) {
         ha_probe_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",
                         (unsigned long long)p->bytes_read, p->target);
@@ -308,6 +336,8 @@ static void http_reset(ha_probe *p)
     s->parser.data = p;
     s->headers_done = false;
     s->message_done = false;
+    s->interim_status = 0;
+    s->after_interim = false;
     s->body_match_pos = 0;
     s->body_matched = false;
 }

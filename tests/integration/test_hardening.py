@@ -404,6 +404,36 @@ def http10_keep_alive_is_answered_as_kept(ctx):
 
 
 @test
+def http_check_204_and_304_end_at_the_blank_line(ctx):
+    """RFC 9112 section 6.3: a 204 or 304 has no body whatever its Content-Length says. The
+    peer keeps the connection open after the head: waiting for the body would time out."""
+    for status, head in ((204, b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
+                         (304, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\n"
+                               b"ETag: \"v1\"\r\n\r\n")):
+        fake = RawServer(ctx, head, hold=True)
+        r = cli(["check", "--timeout", "1s", fake.url])
+        expect(r.rc == 0 and r.out.startswith(f"pass {fake.url}: HTTP {status} ") and
+               r.elapsed < 0.9, f"check of a {status} with Content-Length and no body: {r}")
+        ha = ctx.healthagg(serve_args(f"app={fake.url}"))
+        t = ha.wait_transition("app", "pass", 3)
+        expect(t["reason"] == f"HTTP {status}" and t["latency_ms"] < 250,
+               f"serve: {status} with Content-Length: {t}")
+
+
+@test
+def http_check_interim_then_close_says_so(ctx):
+    fake = RawServer(ctx, b"HTTP/1.1 100 Continue\r\n\r\n")
+    r = cli(["check", fake.url])
+    expect(r.rc == 1 and r.out.startswith(
+        f"fail {fake.url}: connection closed after an interim HTTP 100, before the final "
+        f"response (127.0.0.1:{fake.port})"), f"check of 100 Continue then close: {r}")
+    fake = RawServer(ctx, b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Le")
+    r = cli(["check", fake.url])
+    expect(r.rc == 1 and "connection closed mid-headers after" in r.out and
+           "after an interim HTTP 103" in r.out, f"check of 103 then half a head: {r}")
+
+
+@test
 def expect_status_rejects_interim_codes(ctx):
     for status in (101, "1xx", "100-299"):
         doc = {"checks": [{"name": "app", "url": "http://127.0.0.1:1/", "expect_status": [status]}]}
