@@ -5,6 +5,7 @@
  * only, since Docker reserves 2. */
 #include "healthagg/check.h"
 #include "healthagg/commands.h"
+#include "healthagg/quote.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -100,7 +101,9 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, const c
             ha_probe_free(&o->probe);
         if (!o->done || !o->result.ok)
             rc = 1;
-        fprintf(out, "%s %s: %s", o->result.ok ? "pass" : "fail", urls[i],
+        char shown[HA_URL_TEXT_MAX]; /* the URL as typed may hold any bytes: print them safely */
+        ha_printable(shown, sizeof(shown), urls[i], strlen(urls[i]));
+        fprintf(out, "%s %s: %s", o->result.ok ? "pass" : "fail", shown,
                 o->done ? o->result.reason : "no result");
         if (o->inited && o->done)
             fprintf(out, " (%.1f ms)", (double)o->result.latency_us / 1000.0);

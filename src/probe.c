@@ -180,7 +180,7 @@ static void mirror(const probe_out *po, bool healthy, const char *reason)
         cJSON_AddNumberToObject(o, "exit_code", healthy ? 0 : 1) &&
         cJSON_AddStringToObject(o, "url", po->url) &&
         cJSON_AddNumberToObject(o, "pid", (double)getpid()))
-        text = cJSON_PrintUnformatted(o);
+        text = ha_json_fix_utf8(cJSON_PrintUnformatted(o)); /* valid UTF-8 JSON, always */
     cJSON_Delete(o);
     if (text) {
         size_t n = strlen(text);
@@ -227,13 +227,17 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror_mod
     const probe_out pos = {out, mirror_mode, url}, *po = &pos;
     ha_url u;
     char err[HA_ERR_MAX];
-    if (ha_parse_url(url, &u, err, sizeof(err)) != 0)
-        return unhealthy(po, "bad --url %s: %s", url, err);
-    if (strcmp(u.scheme, "http") != 0)
-        return unhealthy(po,
-                         "bad --url %s: the sidecar answers http://, e.g. "
-                         "http://127.0.0.1:8099/readyz",
-                         url);
+    int bad = ha_parse_url(url, &u, err, sizeof(err));
+    if (bad == 0 && strcmp(u.scheme, "http") != 0) {
+        snprintf(err, sizeof(err),
+                 "the sidecar answers http://, e.g. http://127.0.0.1:8099/readyz");
+        bad = -1;
+    }
+    if (bad != 0) {
+        char shown[200]; /* a --url may hold any bytes: the line stays printable UTF-8 */
+        ha_printable(shown, sizeof(shown), url, strlen(url));
+        return unhealthy(po, "bad --url %s: %s", shown, err);
+    }
     if (u.port == 0)
         u.port = 80;
     /* "host:port" (bracketed for IPv6), the Host header and the name in messages. */

@@ -236,6 +236,19 @@ def probe_output_is_valid_utf8_on_one_line(ctx):
 
 
 @test
+def cli_output_quotes_a_url_that_is_not_utf8(ctx):
+    """A --url or check URL with bytes that are not UTF-8 is rejected, and the line that says so
+    (and probe's mirror line) stays valid UTF-8."""
+    import harness
+    bad = b"http://127.0.0.1:1/\xff"
+    for args in ([b"probe", b"--mirror", b"never", b"--url", bad], [b"check", bad]):
+        r = subprocess.run([harness.HEALTHAGG.encode()] + args, capture_output=True, timeout=10)
+        strict_utf8(r.stdout, f"{args[0].decode()} stdout with a non-UTF-8 URL")
+        expect(r.returncode == 1 and b"\\xFF" in r.stdout and b"not valid UTF-8" in r.stdout,
+               f"{args[0].decode()} with a non-UTF-8 URL: {r}")
+
+
+@test
 def lint_json_output_is_valid_utf8(ctx):
     """`lint --format json` quotes file names and task-definition strings, which may hold any
     bytes: its output must still be valid UTF-8 JSON."""
