@@ -559,6 +559,8 @@ static bool targets(const lint *l, const ha_check_config *k, const ctr *c)
     return false;
 }
 
+static void check_network(lint *l, const ctr *s, const char *path);
+
 static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
 {
     char path[160];
@@ -626,6 +628,7 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
         return;
     }
     l->cfg_ok = true;
+    check_network(l, s, path);
 
     /* start-period: ECS gives up on the sidecar at startPeriod + retries x interval; healthagg
      * may need start_period + failure_threshold x interval to reach its first verdict. */
@@ -663,6 +666,72 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
             hv->start_period, hv->retries, hv->interval, (unsigned long long)(ecs_ms / 1000),
             worst->name, sp, worst->failure_threshold, iv,
             (unsigned long long)((need_ms + 999) / 1000));
+    }
+}
+
+static bool linked(const ctr *s, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, get(s->j, "links"))
+    {
+        if (!cJSON_IsString(it))
+            continue;
+        const char *v = it->valuestring, *colon = strchr(v, ':');
+        size_t n = strlen(name);
+        /* "app" or "app:alias": the container; "x:app": app is the alias of x */
+        if ((!strncmp(v, name, n) && (v[n] == '\0' || v[n] == ':')) ||
+            (colon && !strcmp(colon + 1, name)))
+            return true;
+    }
+    return false;
+}
+
+/* Whether each check can reach what it means to: in awsvpc (and host) mode the task shares
+ * one localhost and container names do not resolve; in bridge mode every container has its own
+ * localhost and reaches another only through `links`. */
+static void check_network(lint *l, const ctr *s, const char *path)
+{
+    for (size_t i = 0; i < l->cfg.n_checks; i++) {
+        const ha_check_config *k = &l->cfg.checks[i];
+        const ctr *named = NULL, *by_port = NULL;
+        for (size_t j = 0; j < l->n; j++) {
+            const ctr *c = &l->c[j];
+            if (c == s)
+                continue;
+            if (strcmp(k->url.host, c->name) == 0)
+                named = c;
+            for (size_t p = 0; p < c->nports && !by_port; p++)
+                if (c->ports[p] == k->url.port && is_loopback(k->url.host))
+                    by_port = c;
+        }
+        bool own_port = false;
+        for (size_t p = 0; p < s->nports; p++)
+            own_port = own_port || s->ports[p] == k->url.port;
+        if (l->awsvpc && named) {
+            add(l, HA_SEV_ERROR, "sidecar-network", path,
+                "use 127.0.0.1 and the container's port: the task shares one localhost",
+                "HEALTHAGG_CONFIG checks[%zu] (\"%s\", %s) names container \"%s\" as a host, "
+                "but in awsvpc mode container names do not resolve",
+                i, k->name, k->url_text, named->name);
+        } else if (!l->awsvpc && named && !linked(s, named->name)) {
+            char fix[160];
+            pathf(fix, sizeof(fix), "add \"links\": [\"%s\"] to the healthagg container",
+                  named->name);
+            add(l, HA_SEV_ERROR, "sidecar-network", path, fix,
+                "HEALTHAGG_CONFIG checks[%zu] (\"%s\", %s) names container \"%s\", which "
+                "healthagg can resolve in bridge mode only through links",
+                i, k->name, k->url_text, named->name);
+        } else if (!l->awsvpc && by_port && !own_port) {
+            char fix[200];
+            pathf(fix, sizeof(fix),
+                  "probe http://%s:%u/ with \"links\": [\"%s\"], or use networkMode awsvpc",
+                  by_port->name, k->url.port, by_port->name);
+            add(l, HA_SEV_ERROR, "sidecar-network", path, fix,
+                "HEALTHAGG_CONFIG checks[%zu] (\"%s\", %s) probes localhost port %u of "
+                "\"%s\", but in bridge mode each container has its own localhost: the check "
+                "reaches healthagg's own container",
+                i, k->name, k->url_text, k->url.port, by_port->name);
+        }
     }
 }
 
