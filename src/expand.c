@@ -59,9 +59,9 @@ static long expand(const char *in, char *out, const char *path, char *err, size_
         const char *val = getenv(var);
         if (!val) {
             snprintf(err, errlen,
-                     "%s: environment variable %s is not set; set it (in ECS, a container "
-                     "\"secrets\" or \"environment\" entry) or remove ${%s}",
-                     path, var, var);
+                     "%s: ${%s} is not set; set the environment variable (in ECS, a container "
+                     "\"secrets\" or \"environment\" entry) or remove the reference",
+                     path, var);
             return -1;
         }
         size_t vl = strlen(val);

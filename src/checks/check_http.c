@@ -9,9 +9,11 @@
  * https:// is this same code over the TLS transport. */
 #include "healthagg/check.h"
 #include "healthagg/quote.h"
+#include "healthagg/secrets.h"
 
 #include <llhttp.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@ typedef struct http_cfg {
     size_t n_expect;
     char expect_body[HTTP_BODY_MATCH_MAX]; /* substring the body must contain; "" = any */
     uint32_t max_response_bytes;           /* bytes read before the verdict is taken */
+    ha_secret_map headers;                 /* extra request headers, values secret */
 } http_cfg;
 
 typedef struct http_state {
@@ -40,8 +43,14 @@ typedef struct http_state {
     uint16_t *kmp; /* failure table for expect_body, owned */
 } http_state;
 
-static const char *const http_keys[] = {"method", "expect_status", "expect_body",
-                                        "max_response_bytes", NULL};
+static const char *const http_keys[] = {
+    "method", "expect_status", "expect_body", "max_response_bytes", "headers", NULL};
+
+/* Headers that frame the exchange: healthagg sends one request and reads one answer on a
+ * connection it closes, so these are its own to set. */
+static const char *const reserved_headers[] = {
+    "Connection", "Content-Length", "Transfer-Encoding", "Upgrade",
+    "TE",         "Trailer",        "Keep-Alive",        NULL};
 
 static bool status_expected(const http_cfg *h, int status)
 {
@@ -83,6 +92,29 @@ static int parse_expect_status(const ha_key_source *src, http_cfg *h)
     return 0;
 }
 
+static int parse_headers(const ha_key_source *src, http_cfg *h)
+{
+    char path[160];
+    const cJSON *v = ha_key_find(src, "headers", path, sizeof(path));
+    if (!v)
+        return 0;
+    if (ha_secret_map_parse(v, path, NULL, &h->headers, src->err, src->errlen) != 0)
+        return -1;
+    for (size_t i = 0; reserved_headers[i]; i++)
+        if (ha_secret_map_get(&h->headers, reserved_headers[i]))
+            return ha_key_error(src,
+                                "%s.%s: healthagg sets this header itself (one request per "
+                                "connection); remove it",
+                                path, ha_secret_map_get(&h->headers, reserved_headers[i])->name);
+    return 0;
+}
+
+static void http_free_cfg(void *cfg)
+{
+    http_cfg *h = cfg;
+    ha_secret_map_free(&h->headers);
+}
+
 static int http_parse(ha_check_config *c, const ha_key_source *src)
 {
     http_cfg *h = c->type_cfg;
@@ -107,6 +139,8 @@ static int http_parse(ha_check_config *c, const ha_key_source *src)
     if (ha_key_uint(src, "max_response_bytes", 256, 16 * 1024 * 1024, &n) < 0)
         return -1;
     h->max_response_bytes = n;
+    if (parse_headers(src, h) != 0)
+        return -1;
     if (h->method_head && h->expect_body[0])
         return ha_key_error(src,
                             "%s.expect_body: a HEAD response has no body; use \"method\": "
@@ -132,6 +166,7 @@ static void http_describe(const ha_check_config *c, cJSON *out)
     if (h->expect_body[0])
         cJSON_AddStringToObject(out, "expect_body", h->expect_body);
     cJSON_AddNumberToObject(out, "max_response_bytes", h->max_response_bytes);
+    ha_secret_map_describe(&h->headers, "headers", out);
 }
 
 /* --- response parsing --------------------------------------------------------------------- */
@@ -202,6 +237,25 @@ static const llhttp_settings_t http_settings = {
     .on_message_complete = on_message_complete,
 };
 
+static void http_finish(ha_probe *p, bool ok, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Every verdict of this type goes out through here: a reason may quote what the target sent,
+ * and a target that echoes a request header must not get a secret into logs or /health. */
+static void http_finish(ha_probe *p, bool ok, int status, const char *fmt, ...)
+{
+    const http_cfg *h = p->cfg->type_cfg;
+    char reason[HA_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    ha_utf8_trim_partial(reason);
+    if (h->headers.n_scrub)
+        ha_secret_scrub(&h->headers, reason, sizeof(reason));
+    ha_probe_finish(p, ok, status, "%s", reason);
+}
+
 /* Status and body rules, once enough of the answer is in. */
 static void verdict(ha_probe *p, bool truncated)
 {
@@ -209,21 +263,21 @@ static void verdict(ha_probe *p, bool truncated)
     const http_cfg *h = p->cfg->type_cfg;
     int status = s->parser.status_code;
     if (!status_expected(h, status)) {
-        ha_probe_finish(p, false, status, "HTTP %d", status);
+        http_finish(p, false, status, "HTTP %d", status);
         return;
     }
     if (h->expect_body[0] && !s->body_matched) {
         char shown[48]; /* cut on a character boundary, newlines and such escaped */
         ha_quote(shown, sizeof(shown), h->expect_body, strlen(h->expect_body));
         if (truncated)
-            ha_probe_finish(p, false, status,
-                            "body did not match \"%s\" in the first %u bytes (HTTP %d)", shown,
-                            h->max_response_bytes, status);
+            http_finish(p, false, status,
+                        "body did not match \"%s\" in the first %u bytes (HTTP %d)", shown,
+                        h->max_response_bytes, status);
         else
-            ha_probe_finish(p, false, status, "body did not match \"%s\" (HTTP %d)", shown, status);
+            http_finish(p, false, status, "body did not match \"%s\" (HTTP %d)", shown, status);
         return;
     }
-    ha_probe_finish(p, true, status, "HTTP %d", status);
+    http_finish(p, true, status, "HTTP %d", status);
 }
 
 static void http_on_connected(ha_probe *p)
@@ -244,14 +298,14 @@ static void http_on_data(ha_probe *p, const char *data, size_t len)
     if (err == HPE_PAUSED || s->message_done) {
         verdict(p, false);
     } else if (err != HPE_OK) {
-        ha_probe_finish(p, false, 0, "invalid HTTP response: %s (%s)",
-                        llhttp_get_error_reason(&s->parser), p->target);
+        http_finish(p, false, 0, "invalid HTTP response: %s (%s)",
+                    llhttp_get_error_reason(&s->parser), p->target);
     } else if (over || p->bytes_read == cap) {
         if (s->headers_done)
             verdict(p, true);
         else
-            ha_probe_finish(p, false, 0, "response headers larger than %u bytes (%s)",
-                            h->max_response_bytes, p->target);
+            http_finish(p, false, 0, "response headers larger than %u bytes (%s)",
+                        h->max_response_bytes, p->target);
     }
 }
 
@@ -259,7 +313,7 @@ static void http_on_eof(ha_probe *p)
 {
     http_state *s = p->type_state;
     if (p->bytes_read == 0) {
-        ha_probe_finish(p, false, 0, "connection closed before response (%s)", p->target);
+        http_finish(p, false, 0, "connection closed before response (%s)", p->target);
         return;
     }
     /* A close-delimited body (HTTP/1.0, no Content-Length) ends here legitimately. */
@@ -278,16 +332,56 @@ static void http_on_eof(ha_probe *p)
                         "%d (%s)",
                         (unsigned long long)p->bytes_read, s->interim_status, p->target);
     } else if (!s->headers_done) {
-        ha_probe_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",
-                        (unsigned long long)p->bytes_read, p->target);
+        http_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",
+                    (unsigned long long)p->bytes_read, p->target);
     } else {
-        ha_probe_finish(p, false, s->parser.status_code,
-                        "connection closed before end of body (HTTP %d, %llu bytes read)",
-                        s->parser.status_code, (unsigned long long)p->bytes_read);
+        http_finish(p, false, s->parser.status_code,
+                    "connection closed before end of body (HTTP %d, %llu bytes read)",
+                    s->parser.status_code, (unsigned long long)p->bytes_read);
     }
 }
 
 /* --- lifecycle ---------------------------------------------------------------------------- */
+
+/* Appends s at *off in buf; with buf NULL only counts (the sizing pass). */
+static void put(char *buf, size_t *off, const char *s)
+{
+    size_t len = strlen(s);
+    if (buf)
+        memcpy(buf + *off, s, len);
+    *off += len;
+}
+
+static void put_header(char *buf, size_t *off, const char *name, const char *value)
+{
+    put(buf, off, name);
+    put(buf, off, ": ");
+    put(buf, off, value);
+    put(buf, off, "\r\n");
+}
+
+/* The request: the line, Host/User-Agent/Accept unless `headers` sets them, the configured
+ * headers in order, Connection: close. Two passes over the same code: size, then write. */
+static size_t build_request(const ha_check_config *c, const char *host, char *buf)
+{
+    const http_cfg *h = c->type_cfg;
+    static const char *const defaults[][2] = {
+        {"Host", NULL}, {"User-Agent", "healthagg/" HEALTHAGG_VERSION}, {"Accept", "*/*"}};
+    size_t off = 0;
+    put(buf, &off, h->method_head ? "HEAD " : "GET ");
+    put(buf, &off, c->url.path);
+    put(buf, &off, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (!ha_secret_map_get(&h->headers, defaults[i][0]))
+            put_header(buf, &off, defaults[i][0], defaults[i][1] ? defaults[i][1] : host);
+    for (size_t i = 0; i < h->headers.n; i++)
+        put_header(buf, &off, h->headers.items[i].name, h->headers.items[i].value);
+    put_header(buf, &off, "Connection", "close");
+    put(buf, &off, "\r\n");
+    if (buf)
+        buf[off] = '\0';
+    return off;
+}
 
 static int http_init(ha_probe *p)
 {
@@ -299,19 +393,11 @@ static int http_init(ha_probe *p)
         snprintf(host, sizeof(host), c->url.host_is_ipv6 ? "[%s]" : "%s", c->url.host);
     else
         ha_format_hostport(c->url.host, c->url.host_is_ipv6, c->url.port, host, sizeof(host));
-#define REQUEST_FMT                                                                                \
-    "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: healthagg/" HEALTHAGG_VERSION                       \
-    "\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    const char *method = h->method_head ? "HEAD" : "GET";
-    int n = snprintf(NULL, 0, REQUEST_FMT, method, c->url.path, host);
-    if (n < 0)
-        return UV_EINVAL;
-    s->request = malloc((size_t)n + 1);
+    size_t n = build_request(c, host, NULL);
+    s->request = malloc(n + 1);
     if (!s->request)
         return UV_ENOMEM;
-    snprintf(s->request, (size_t)n + 1, REQUEST_FMT, method, c->url.path, host);
-#undef REQUEST_FMT
-    s->request_len = (size_t)n;
+    s->request_len = build_request(c, host, s->request);
 
     size_t m = strlen(h->expect_body);
     if (m > 0) {
@@ -357,6 +443,7 @@ const ha_check_type ha_check_http = {
     .cfg_size = sizeof(http_cfg),
     .state_size = sizeof(http_state),
     .parse = http_parse,
+    .free_cfg = http_free_cfg,
     .describe = http_describe,
     .init = http_init,
     .reset = http_reset,

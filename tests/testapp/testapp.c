@@ -8,6 +8,9 @@
  *                 400 on an unknown mode
  *   /mode         the current mode
  *   /count        how many service connections were accepted (each probe is one connection)
+ *   /auth/<value> from now on a service request must carry `Authorization: <value>` (exactly,
+ *                 percent-decoded), else it gets 401; `/auth/` alone drops the requirement
+ *   /lasthead     the head of the last service request (request line and headers)
  *
  * Service modes (every answer carries `Connection: close`; the request head is read first unless
  * the mode says otherwise, so a close is a FIN, not an RST caused by unread data):
@@ -22,6 +25,8 @@
  *   big:<bytes>     200 with that Content-Length, streamed from one small buffer
  *   http10          HTTP/1.0 200 without Content-Length, body then close
  *   close-mid-body  Content-Length: 100, 10 bytes, close
+ *   json:<text>     200 with Content-Type: application/json and <text> as the body
+ *   echo-auth       200 JSON `{"auth": "<the request's Authorization value>"}`
  *
  * SIGTERM/SIGINT close every handle and exit 0. Not part of healthagg; never shipped.
  */
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -49,7 +55,9 @@ enum kind {
     M_CHUNKED,
     M_BIG,
     M_HTTP10,
-    M_CLOSE_MID
+    M_CLOSE_MID,
+    M_JSON,
+    M_ECHO_AUTH
 };
 
 struct mode {
@@ -78,6 +86,8 @@ static struct mode current = {M_OK, 0, "ok"};
 static uint64_t mode_set_at; /* uv_now when the mode was set: flap's phase origin */
 static unsigned long long service_count;
 static char filler[65536];
+static char auth_required[512]; /* "" = no Authorization required */
+static char last_head[8192];
 
 static void on_closed(uv_handle_t *h)
 {
@@ -159,16 +169,41 @@ static void send_bytes(struct conn *c, const char *data, size_t len, bool copy, 
 /* A string literal, referenced (not copied). */
 #define send_lit(c, lit, after) send_bytes((c), (lit), sizeof(lit) - 1, false, (after))
 
-static void send_text(struct conn *c, int code, const char *body, enum after after)
+static void send_typed(struct conn *c, int code, const char *type, const char *body,
+                       enum after after)
 {
-    char buf[2048];
+    char buf[10240];
     int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     code, code == 200 ? "OK" : "Status", strlen(body), body);
+                     code, code == 200 ? "OK" : "Status", type, strlen(body), body);
     if (n < 0 || (size_t)n >= sizeof buf)
         n = (int)strlen(buf);
     send_bytes(c, buf, (size_t)n, true, after);
+}
+
+static void send_text(struct conn *c, int code, const char *body, enum after after)
+{
+    send_typed(c, code, "text/plain", body, after);
+}
+
+/* The value of header `name` in the request head (case-insensitive name), "" when absent. */
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    out[0] = '\0';
+    for (const char *line = strstr(head, "\r\n"); line && line[2] != '\r';
+         line = strstr(line + 2, "\r\n")) {
+        const char *h = line + 2;
+        if (strncasecmp(h, name, nlen) == 0 && h[nlen] == ':') {
+            const char *v = h + nlen + 1, *end = strstr(v, "\r\n");
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t len = end ? (size_t)(end - v) : strlen(v);
+            snprintf(out, outlen, "%.*s", (int)len, v);
+            return;
+        }
+    }
 }
 
 static void send_big_chunk(struct conn *c)
@@ -206,6 +241,8 @@ static void answer_plain(struct conn *c)
         send_text(c, (int)c->mode.arg, c->mode.arg == 200 ? "ok" : "not ok", A_CLOSE);
     else if (c->mode.kind == M_BODY)
         send_text(c, 200, c->mode.text + 5, A_CLOSE);
+    else if (c->mode.kind == M_JSON)
+        send_typed(c, 200, "application/json", c->mode.text + 5, A_CLOSE);
     else if (c->mode.kind == M_FLAP && ((uv_now(loop) - mode_set_at) / c->mode.arg) % 2 == 1)
         send_text(c, 503, "flapping", A_CLOSE);
     else
@@ -222,9 +259,19 @@ static void service_respond(struct conn *c)
 {
     static const char hdr[] =
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n";
-    char buf[256];
+    char buf[256], auth[512], body[600];
     int n;
+    snprintf(last_head, sizeof last_head, "%s", c->head);
+    header_value(c->head, "Authorization", auth, sizeof auth);
+    if (auth_required[0] && strcmp(auth, auth_required) != 0) {
+        send_text(c, 401, auth[0] ? "wrong Authorization" : "missing Authorization", A_CLOSE);
+        return;
+    }
     switch (c->mode.kind) {
+    case M_ECHO_AUTH:
+        snprintf(body, sizeof body, "{\"auth\": \"%s\"}", auth);
+        send_typed(c, 200, "application/json", body, A_CLOSE);
+        break;
     case M_SLOW:
         c->timer_used = true;
         uv_timer_start(&c->timer, on_slow, c->mode.arg, 0);
@@ -302,6 +349,8 @@ static bool parse_mode(const char *s, struct mode *m)
         {"big", M_BIG, true},
         {"http10", M_HTTP10, false},
         {"close-mid-body", M_CLOSE_MID, false},
+        {"json", M_JSON, false},
+        {"echo-auth", M_ECHO_AUTH, false},
     };
     size_t namelen = strcspn(s, ":");
     if (strlen(s) >= sizeof m->text)
@@ -312,7 +361,7 @@ static bool parse_mode(const char *s, struct mode *m)
         m->kind = table[i].kind;
         m->arg = 0;
         snprintf(m->text, sizeof m->text, "%s", s);
-        if (m->kind == M_BODY)
+        if (m->kind == M_BODY || m->kind == M_JSON)
             return s[namelen] == ':';
         if (!table[i].needs_arg)
             return s[namelen] == '\0';
@@ -356,6 +405,11 @@ static void control_respond(struct conn *c)
     if (strcmp(path, "/count") == 0) {
         snprintf(out, sizeof out, "%llu", service_count);
         send_text(c, 200, out, A_CLOSE);
+    } else if (strcmp(path, "/lasthead") == 0) {
+        send_text(c, 200, last_head, A_CLOSE);
+    } else if (strncmp(path, "/auth/", 6) == 0 && strlen(path + 6) < sizeof auth_required) {
+        snprintf(auth_required, sizeof auth_required, "%s", path + 6);
+        send_text(c, 200, "ok", A_CLOSE);
     } else if (strcmp(path, "/mode") == 0) {
         send_text(c, 200, current.text, A_CLOSE);
     } else if (strncmp(path, "/mode/", 6) == 0 && parse_mode(path + 6, &m)) {

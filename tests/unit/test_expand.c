@@ -43,7 +43,7 @@ int main(void)
     expands_to("$${HA_T_TOKEN}", "${HA_T_TOKEN}");
     expands_to("cost: $5 $", "cost: $5 $");
     expands_to("{HA_T_TOKEN}", "{HA_T_TOKEN}");
-    fails_with("${HA_T_UNSET_VARIABLE}", "environment variable HA_T_UNSET_VARIABLE is not set");
+    fails_with("${HA_T_UNSET_VARIABLE}", "${HA_T_UNSET_VARIABLE} is not set");
     fails_with("x ${HA_T_TOKEN", "without a closing");
     fails_with("${}", "is not a variable name");
     fails_with("${9A}", "is not a variable name");
