@@ -67,6 +67,7 @@ static void teardown(void)
     ctx->stopping = true;
     ha_scheduler_stop(ctx);
     ha_server_stop(&ctx->server);
+    ha_report_close(ctx);
     uv_run(&ctx->loop, UV_RUN_DEFAULT);
     ha_server_free(&ctx->server);
     ha_scheduler_free(ctx);
@@ -118,7 +119,9 @@ static void setup(void)
         abort();
     }
     uv_timer_stop(&ctx->server.sweep); /* timeouts are wall-clock: keep inputs deterministic */
-    if (ha_scheduler_arm(ctx) != 0)    /* as serve.c: check timers start right before the loop */
+    if (ha_report_init(ctx) != 0) /* as serve.c: results feed the verdict report and its timer */
+        die("ha_report_init");
+    if (ha_scheduler_arm(ctx) != 0) /* as serve.c: check timers start right before the loop */
         die("ha_scheduler_arm");
     /* Let the first probes (connection refused) land, then the state stays put for 1h. */
     uint64_t deadline = uv_hrtime() + 5000000000ULL;
