@@ -145,7 +145,11 @@ def hung_dns_does_not_starve_other_checks(ctx):
         expect_eq(h["checks"]["app"][0]["status"], "pass", "the app check while 30 lookups hang")
         time.sleep(0.2)
     reason = json.loads(ha.get("/health")[2])["checks"]["h3"][0]["output"]
-    expect("resolve h3.hang.test: timeout after 150ms" in reason, f"hung check's reason: {reason!r}")
+    # Either this attempt's deadline fired while waiting, or it joined a lookup that c-ares
+    # itself gave up on at that moment: both say the resolver timed out.
+    expect(reason in ("resolve h3.hang.test: timeout after 150ms",
+                      "resolve h3.hang.test: Timeout while contacting DNS servers"),
+           f"hung check's reason: {reason!r}")
     # 15 attempts per check in 3 s; one lookup is at most 2 tries x (A + AAAA) = 4 packets and
     # lives about 3 s (1 s, then 2 s): without the one-in-flight rule this would be ~60.
     worst = max(DNS.count(f"h{i}.hang.test") for i in range(30))
