@@ -9,6 +9,15 @@
 # build-static/ at the top of the repository, which git ignores); nothing third-party is ever
 # written into the source tree.
 #
+# --arch arm64 cross-compiles for AWS Graviton (aarch64) on an amd64 machine: Debian's cross gcc
+# (gcc-aarch64-linux-gnu) with Debian's own musl for arm64 (the musl-dev:arm64 package, downloaded
+# through an arm64 package list private to the build directory and unpacked there, no dpkg
+# multiarch setup), driven through that package's musl-gcc specs re-rooted into the build
+# directory. Every library build goes through the same variables, so one added later
+# cross-compiles too: CMake projects through build_dep (or "${cmake_cc[@]}"), others with $cc and
+# the exported CC/AR/RANLIB/STRIP. Programs built for arm64 run under qemu-aarch64-static
+# (Debian qemu-user-static) for the script's own checks ($run).
+#
 # Idempotent: packages already installed are not reinstalled, sources already fetched are not
 # fetched again, and dependencies already built for the same source version and flags are reused.
 #
@@ -18,7 +27,9 @@
 #                      and check that it is static (proves the toolchain without healthagg's code)
 #   --no-apt           do not install packages; fail if something is missing
 #   --jobs N           parallel build jobs (default: number of CPUs)
-#   --dir DIR          build directory (default: $HEALTHAGG_STATIC_DIR or <repo>/build-static)
+#   --arch ARCH        amd64 or arm64 (aliases x86_64, aarch64); default: this machine's
+#   --dir DIR          build directory (default: $HEALTHAGG_STATIC_DIR, else <repo>/build-static,
+#                      or <repo>/build-static-arm64 when cross-compiling for arm64)
 #   --max-size BYTES   fail if the stripped binary is larger (default: warn above 409600)
 #   -h, --help
 #
@@ -31,7 +42,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-dir=${HEALTHAGG_STATIC_DIR:-$repo/build-static}
+dir=${HEALTHAGG_STATIC_DIR:-}
+host_arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+arch=$host_arch
 want_testapp=0
 toolchain_only=0
 use_apt=1
@@ -49,6 +62,7 @@ while [ $# -gt 0 ]; do
     --no-apt) use_apt=0 ;;
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift ;;
     --dir) [ $# -ge 2 ] || die "--dir needs a value"; dir=$2; shift ;;
+    --arch) [ $# -ge 2 ] || die "--arch needs a value (amd64 or arm64)"; arch=$2; shift ;;
     --max-size) [ $# -ge 2 ] || die "--max-size needs a value"; max_size=$2; shift ;;
     -h|--help) sed -n '3,/^# Run as `sh/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -56,6 +70,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+case "$arch" in
+  amd64|x86_64) arch=amd64; gnu_triplet=x86_64-linux-gnu; musl_triplet=x86_64-linux-musl;
+                qemu=qemu-x86_64-static; file_arch="x86-64" ;;
+  arm64|aarch64) arch=arm64; gnu_triplet=aarch64-linux-gnu; musl_triplet=aarch64-linux-musl;
+                 qemu=qemu-aarch64-static; file_arch="aarch64" ;;
+  *) die "--arch $arch: unsupported; use amd64 or arm64" ;;
+esac
+cross=0
+if [ "$arch" != "$host_arch" ]; then cross=1; fi
+if [ -z "$dir" ]; then
+  if [ $cross = 1 ]; then dir=$repo/build-static-$arch; else dir=$repo/build-static; fi
+fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 prefix=$dir/prefix
@@ -72,6 +98,9 @@ size_ldflags="-Wl,--gc-sections -Wl,-O1 -Wl,--build-id=none"
 # ---------------------------------------------------------------------------------------------
 packages=(musl-tools gcc make cmake pkg-config dpkg-dev xz-utils node-llhttp file
           debian-archive-keyring gpgv)
+if [ $cross = 1 ]; then
+  packages+=("gcc-$gnu_triplet" "binutils-$gnu_triplet" qemu-user-static)
+fi
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -182,6 +211,87 @@ fetch_source() {
   rm -rf "$work" "$work.log"
 }
 
+# ---------------------------------------------------------------------------------------------
+# 2b. The compiler: musl-gcc for this machine's architecture; for another one, Debian's cross gcc
+#     with Debian's musl-dev for that architecture, unpacked into the build directory.
+# ---------------------------------------------------------------------------------------------
+# After this: $cc (the C compiler), "${cmake_cc[@]}" (what every CMake configure gets), $strip,
+# "${run[@]}" (prefix to run a program built here), and CC/AR/RANLIB/STRIP exported for builds
+# with their own configure scripts.
+setup_cross() {
+  local tc=$dir/toolchain sysroot=$dir/toolchain/sysroot
+  local bin=$tc/bin want
+  for t in "$gnu_triplet-gcc" "$gnu_triplet-ar" "$qemu"; do
+    command -v "$t" >/dev/null || die "$t not found after installing packages"
+  done
+  want="$arch | $("$gnu_triplet-gcc" -dumpversion)"
+  if [ ! -f "$tc/stamp" ] || [ "$(cat "$tc/stamp")" != "$want" ] ||
+     [ ! -f "$sysroot/usr/lib/$musl_triplet/libc.a" ]; then
+    rm -rf "$tc"
+    mkdir -p "$bin" "$tc/apt/lists/partial" "$tc/apt/cache/archives/partial" "$tc/debs"
+    # A binary package list for $arch, private to the build directory, from the same Debian
+    # repositories as the machine's (main suite, updates, security).
+    local keyring="" lines
+    if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+      keyring=" signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
+    fi
+    lines=$(debian_repositories)
+    [ -n "$lines" ] || { [ $use_apt = 1 ] && apt-get update -q >/dev/null; lines=$(debian_repositories); }
+    [ -n "$lines" ] || die "no Debian repository found in the machine's apt configuration"
+    printf '%s\n' "$lines" | awk -v a="$arch" -v k="$keyring" \
+      '{ print "deb [arch=" a k "]", $1, $2, $3 }' > "$tc/apt/sources.list"
+    local aptc=(-o Dir::Etc::SourceList="$tc/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                -o Dir::State::Lists="$tc/apt/lists" -o Dir::Cache="$tc/apt/cache"
+                -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Dir::State::status=/dev/null
+                -o APT::Architecture="$arch" -o APT::Architectures="$arch"
+                -o APT::Sandbox::User=root)
+    say "private apt-get update for $arch ($tc/apt/sources.list)"
+    apt-get -q "${aptc[@]}" update >"$tc/apt.log" 2>&1 ||
+      { cat "$tc/apt.log" >&2; die "apt-get update for $arch failed"; }
+    say "apt-get download musl-dev:$arch"
+    (cd "$tc/debs" && apt-get -q "${aptc[@]}" download "musl-dev:$arch" >>"$tc/apt.log" 2>&1) ||
+      { cat "$tc/apt.log" >&2; die "could not download musl-dev for $arch"; }
+    dpkg-deb -x "$tc"/debs/musl-dev_*.deb "$sysroot"
+    local specs=$sysroot/usr/lib/$musl_triplet/musl-gcc.specs
+    [ -f "$specs" ] && [ -f "$sysroot/usr/lib/$musl_triplet/libc.a" ] ||
+      die "musl-dev:$arch did not contain $musl_triplet/musl-gcc.specs and libc.a"
+    # The package's specs name /usr/lib/$musl_triplet and /usr/include/$musl_triplet: point them
+    # at the unpacked copy.
+    sed -e "s|/usr/lib/$musl_triplet|$sysroot/usr/lib/$musl_triplet|g" \
+        -e "s|/usr/include/$musl_triplet|$sysroot/usr/include/$musl_triplet|g" \
+        "$specs" > "$tc/musl-gcc.specs"
+    printf '#!/bin/sh\n# %s: Debian cross gcc with musl-dev:%s (deploy/build-static.sh)\nexec %s "$@" -specs %s\n' \
+      "$musl_triplet-gcc" "$arch" "$gnu_triplet-gcc" "$tc/musl-gcc.specs" > "$bin/$musl_triplet-gcc"
+    chmod +x "$bin/$musl_triplet-gcc"
+    # Binutils under the compiler's prefix, beside it: CMake looks for <prefix>ar, <prefix>ranlib,
+    # ... next to the compiler, so every CMake build (ours, the libraries', Mbed TLS's) archives
+    # with the right tools without being told.
+    local t
+    for t in ar ranlib nm strip objcopy objdump readelf ld as; do
+      ln -sf "$(command -v "$gnu_triplet-$t")" "$bin/$musl_triplet-$t"
+    done
+    printf '%s\n' "$want" > "$tc/stamp"
+  fi
+  cc=$bin/$musl_triplet-gcc
+  strip=$bin/$musl_triplet-strip
+  cmake_cc=(-DCMAKE_C_COMPILER="$cc" -DCMAKE_SYSTEM_NAME=Linux
+            -DCMAKE_SYSTEM_PROCESSOR="${file_arch/x86-64/x86_64}"
+            -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v "$qemu")")
+  run=("$qemu")
+  export PATH="$bin:$PATH"
+  export CC=$cc AR=$bin/$musl_triplet-ar RANLIB=$bin/$musl_triplet-ranlib STRIP=$strip
+}
+if [ $cross = 1 ]; then
+  setup_cross
+else
+  cc=musl-gcc
+  strip=strip
+  cmake_cc=(-DCMAKE_C_COMPILER=musl-gcc)
+  run=()
+  export CC=musl-gcc
+fi
+say "target $arch: $cc"
+
 fetch_source libuv1
 fetch_source cjson
 fetch_source nghttp2
@@ -198,15 +308,15 @@ build_dep() {
   local name=$1 src=$2; shift 2
   local stamp="$prefix/.$name.stamp"
   local want
-  want="$(cat "$srcdir/$name.version") | $(musl-gcc -dumpversion) | $size_cflags | $*"
+  want="$(cat "$srcdir/$name.version") | $arch $cc $("$cc" -dumpversion) | $size_cflags | $*"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     say "$name $(cat "$srcdir/$name.version"): up to date"
     return 0
   fi
-  say "building $name $(cat "$srcdir/$name.version") with musl-gcc"
+  say "building $name $(cat "$srcdir/$name.version") with $(basename "$cc") ($arch)"
   local b="$dir/deps/$name"
   rm -rf "$b"; mkdir -p "$dir/deps"
-  cmake -S "$src" -B "$b" -DCMAKE_C_COMPILER=musl-gcc -DCMAKE_BUILD_TYPE=MinSizeRel \
+  cmake -S "$src" -B "$b" "${cmake_cc[@]}" -DCMAKE_BUILD_TYPE=MinSizeRel \
     -DCMAKE_C_FLAGS="$size_cflags" -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
     "$@" >"$b.configure.log" 2>&1 || { cat "$b.configure.log" >&2; die "configuring $name failed"; }
   cmake --build "$b" -j "$jobs" >"$b.build.log" 2>&1 ||
@@ -231,16 +341,16 @@ build_dep nghttp2 "$srcdir/nghttp2/" -DENABLE_LIB_ONLY=ON -DENABLE_STATIC_LIB=ON
 # writes its Makefile and zconf.h in place.
 build_zlib() {
   local stamp="$prefix/.zlib.stamp" want
-  want="$(cat "$srcdir/zlib.version") | $(musl-gcc -dumpversion) | $size_cflags"
+  want="$(cat "$srcdir/zlib.version") | $arch $cc $("$cc" -dumpversion) | $size_cflags"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     say "zlib $(cat "$srcdir/zlib.version"): up to date"
     return 0
   fi
-  say "building zlib $(cat "$srcdir/zlib.version") with musl-gcc"
+  say "building zlib $(cat "$srcdir/zlib.version") with $(basename "$cc") ($arch)"
   local b="$dir/deps/zlib"
   rm -rf "$b"; mkdir -p "$dir/deps"
   cp -a "$srcdir/zlib/." "$b"
-  (cd "$b" && CC=musl-gcc CFLAGS="$size_cflags" ./configure --static --prefix="$prefix" \
+  (cd "$b" && CC=$cc CFLAGS="$size_cflags" ./configure --static --prefix="$prefix" \
      --libdir="$prefix/lib" >"$b.configure.log" 2>&1) ||
     { cat "$b.configure.log" >&2; die "configuring zlib failed"; }
   make -C "$b" -j "$jobs" libz.a >"$b.build.log" 2>&1 ||
@@ -261,12 +371,16 @@ for m in libuv-static libcjson libnghttp2 zlib libcares; do
   pkg-config --exists "$m" || die "pkg-config cannot find $m in $PKG_CONFIG_LIBDIR"
 done
 
-check_static() { # FILE: must be an ELF executable that `file` calls statically linked
+check_static() { # FILE: must be an ELF executable for $arch that `file` calls statically linked
   local desc
   desc=$(file -b "$1")
   case "$desc" in
     *"statically linked"*) ;;
     *) die "$1 is not statically linked: $desc" ;;
+  esac
+  case "$desc" in
+    *"$file_arch"*) ;;
+    *) die "$1 is not an $arch executable: $desc" ;;
   esac
 }
 
@@ -314,12 +428,12 @@ int main(void) {
   return ok ? 0 : 1;
 }
 EOF
-  musl-gcc -std=c11 -D_POSIX_C_SOURCE=200809L $size_cflags -I"$llhttp_inc" \
+  "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L $size_cflags -I"$llhttp_inc" \
     $(pkg-config --static --cflags libuv-static libcjson) \
     "$tc/hello.c" "$llhttp_src/llhttp.c" "$llhttp_src/api.c" "$llhttp_src/http.c" \
     -static -s $size_ldflags $(pkg-config --static --libs libuv-static libcjson) -o "$tc/hello"
   check_static "$tc/hello"
-  "$tc/hello" || die "toolchain check program failed"
+  "${run[@]}" "$tc/hello" || die "toolchain check program failed"
   size=$(stat -c %s "$tc/hello")
   say "toolchain check: $(file -b "$tc/hello")"
   echo "hello: $size bytes ($(( (size + 1023) / 1024 )) KiB), statically linked"
@@ -331,7 +445,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # configure_build BUILD-DIR TESTS(ON|OFF) [EXTRA-LDFLAGS]
 configure_build() {
-  CC=musl-gcc cmake -S "$repo" -B "$1" -DCMAKE_C_COMPILER=musl-gcc \
+  cmake -S "$repo" -B "$1" "${cmake_cc[@]}" \
     -DCMAKE_BUILD_TYPE=MinSizeRel -DCMAKE_C_FLAGS="$size_cflags" \
     -DCMAKE_EXE_LINKER_FLAGS="$size_ldflags${3:+ $3}" \
     -DHEALTHAGG_STATIC=ON -DHEALTHAGG_TESTS="$2" \
@@ -339,19 +453,19 @@ configure_build() {
     { cat "$1.configure.log" >&2; die "configuring healthagg ($1) failed"; }
 }
 
-say "building healthagg (musl-gcc, static)"
+say "building healthagg ($(basename "$cc"), static, $arch)"
 configure_build "$dir/cmake" OFF
 cmake --build "$dir/cmake" -j "$jobs" --target healthagg
 cp "$dir/cmake/healthagg" "$dir/healthagg.tmp"
 mv -f "$dir/healthagg.tmp" "$dir/healthagg"
 check_static "$dir/healthagg"
-"$dir/healthagg" version >/dev/null || die "$dir/healthagg version failed"
+"${run[@]}" "$dir/healthagg" version >/dev/null || die "$dir/healthagg version failed"
 
 if [ $want_testapp = 1 ]; then
   # The test app's target exists only with the test suite configured: a second build directory,
   # of which only `testapp` is built. If the rest of the suite does not configure (it is not this
   # script's business), the app's sources are compiled directly, as its CMakeLists.txt does.
-  say "building testapp (musl-gcc, static)"
+  say "building testapp ($(basename "$cc"), static, $arch)"
   [ -f "$repo/tests/testapp/testapp.c" ] || die "tests/testapp/testapp.c not found"
   ta=""
   if (configure_build "$dir/cmake-testapp" ON "-static") 2>/dev/null &&
@@ -361,7 +475,7 @@ if [ $want_testapp = 1 ]; then
     say "the test suite does not configure (see $dir/cmake-testapp.configure.log):" \
         "compiling tests/testapp/*.c directly"
     mkdir -p "$dir/testapp-direct"
-      musl-gcc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $size_cflags \
+    "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $size_cflags \
       $(pkg-config --static --cflags libuv-static) "$repo"/tests/testapp/*.c \
       -static $size_ldflags $(pkg-config --static --libs libuv-static) \
       -o "$dir/testapp-direct/testapp"
@@ -369,14 +483,14 @@ if [ $want_testapp = 1 ]; then
   fi
   if [ -z "$ta" ] || [ ! -f "$ta" ]; then die "testapp binary not found"; fi
   cp "$ta" "$dir/testapp.tmp"
-  strip "$dir/testapp.tmp"
+  "$strip" "$dir/testapp.tmp"
   mv -f "$dir/testapp.tmp" "$dir/testapp"
   check_static "$dir/testapp"
   say "testapp: $(stat -c %s "$dir/testapp") bytes: $dir/testapp"
 fi
 
 size=$(stat -c %s "$dir/healthagg")
-say "$(file -b "$dir/healthagg")"
+say "$arch: $(file -b "$dir/healthagg")"
 echo "healthagg: $size bytes ($(( (size + 1023) / 1024 )) KiB), statically linked: $dir/healthagg"
 if [ -n "$max_size" ] && [ "$size" -gt "$max_size" ]; then
   die "healthagg is $size bytes, over --max-size $max_size"

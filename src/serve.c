@@ -26,6 +26,7 @@ static void begin_shutdown(ha_context *ctx)
     ha_scheduler_stop(ctx);
     ha_turns_stop(ctx);
     ha_report_close(ctx);
+    ha_enrich_close(ctx);
     ha_server_stop(&ctx->server);
     uv_handle_t *hs[] = {(uv_handle_t *)&ctx->sigterm, (uv_handle_t *)&ctx->sigint,
                          (uv_handle_t *)&ctx->sighup,  (uv_handle_t *)&ctx->sigusr1,
@@ -139,6 +140,7 @@ static void log_startup(const ha_context *ctx)
         cJSON_AddStringToObject(o, "config_source", c->source);
         cJSON_AddNumberToObject(o, "grace_ms", (double)c->grace_ms);
         cJSON_AddBoolToObject(o, "enforce", c->enforce);
+        ha_enrich_startup_fields(ctx, o);
         cJSON_AddNumberToObject(o, "history_size", c->history_size);
         cJSON *lim = cJSON_AddObjectToObject(o, "server");
         if (lim) {
@@ -240,6 +242,7 @@ static void release(ha_context *ctx)
     uv_run(&ctx->loop, UV_RUN_DEFAULT);
     ha_server_free(&ctx->server);
     ha_scheduler_free(ctx);
+    ha_enrich_free(ctx);
     ha_cache_free(ctx);
     ha_history_free(&ctx->history);
     if (uv_loop_close(&ctx->loop) != 0)
@@ -328,6 +331,7 @@ int ha_cmd_serve(const ha_config_inputs *in)
         return 2;
     }
 
+    ha_enrich_start(ctx);
     log_startup(ctx);
     ha_tls_log_insecure(ctx->config.checks, ctx->config.n_checks);
     warn_probe_mismatch(ctx, in);

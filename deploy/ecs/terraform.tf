@@ -14,6 +14,12 @@ variable "healthagg_image" {
   default     = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/healthagg:0.1.0"
 }
 
+variable "cpu_architecture" {
+  description = "X86_64, or ARM64 for AWS Graviton (deploy/Dockerfile builds the healthagg image per TARGETARCH)"
+  type        = string
+  default     = "X86_64"
+}
+
 variable "proxy_image" {
   type    = string
   default = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/proxy:1.0.0"
@@ -43,7 +49,7 @@ locals {
       start_period      = "30s"
     }
     checks = [
-      { name = "app", url = "http://127.0.0.1:8080/healthz" },
+      { name = "app", url = "http://127.0.0.1:8080/healthz", container = "app" },
       # Non-critical: a hung proxy shows as warn in logs, /health and /metrics, and never
       # gates the task (the proxy itself waits for healthagg HEALTHY: a critical check of it
       # would deadlock).
@@ -67,7 +73,7 @@ resource "aws_ecs_task_definition" "app" {
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+    cpu_architecture        = var.cpu_architecture
   }
 
   container_definitions = jsonencode([

@@ -33,6 +33,7 @@ typedef struct ha_check_runtime {
     bool probe_ready;
     bool last_inconclusive;        /* log local probe errors once per episode, not per probe */
     uint64_t status_since_wall_ms; /* when the check entered its current state */
+    uint64_t metadata_asked_ms;    /* loop time this check last asked for task metadata */
 } ha_check_runtime;
 
 /* Rendered responses; /readyz is rebuilt as soon as a batch of results changes it, /health
@@ -79,6 +80,9 @@ struct ha_context {
     uint64_t unhealthy_since_wall_ms; /* 0 while ready or draining */
     uv_timer_t still_unhealthy;       /* report.c: the once-a-minute summary */
     struct ha_metadata *metadata;     /* ECS task metadata client; NULL when not on ECS */
+    struct ha_task_info *task;        /* the task, as fetched at startup; NULL if unknown */
+    char task_error[256];             /* why the startup fetch failed */
+    bool metadata_error_logged;
 
     ha_cache cache;
     ha_server server;
@@ -124,5 +128,12 @@ void ha_report_transition(ha_context *ctx, size_t i, ha_check_status from);
 /* SIGTERM/SIGINT: one `history` line per check. */
 void ha_report_signal(ha_context *ctx, const char *signal_name);
 void ha_report_close(ha_context *ctx);
+
+/* enrich.c: ECS task metadata (ECS_CONTAINER_METADATA_URI_V4). */
+void ha_enrich_start(ha_context *ctx);                                /* before the loop runs */
+void ha_enrich_startup_fields(const ha_context *ctx, cJSON *startup); /* "task" in startup */
+void ha_enrich_result(ha_context *ctx, size_t i, ha_result *r); /* a result, before applying */
+void ha_enrich_close(ha_context *ctx);
+void ha_enrich_free(ha_context *ctx);
 
 #endif

@@ -132,6 +132,12 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
         ha_log_emit(o);
     }
     uint64_t wall = ha_wall_ms();
+    ha_result enriched;
+    if (ctx->metadata && !r->ok && ctx->config.checks[rt->index].container[0]) {
+        enriched = *r;
+        ha_enrich_result(ctx, rt->index, &enriched);
+        r = &enriched;
+    }
     bool changed = ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), wall);
     ha_history_record(&ctx->history, rt->index, wall, r, s->status);
     ha_agg_tracker_update(&ctx->tracker, rt->index, &ctx->config.checks[rt->index], s);

@@ -55,10 +55,13 @@ SHELL_LESS_IMAGE = re.compile(r"healthagg|distroless|chainguard|(^|[/:_-])static
                               r"(^|/)scratch(:|$)|^ko\.local/|^ko://", re.I)
 SHELL_LABEL = "healthagg.shell"   # dockerLabels: "/bin/sh" declares a shell, "none" its absence
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}
-CONFIG_KEYS = {"listen", "defaults", "checks"}
-DEFAULTS_KEYS = {"interval", "timeout", "failure_threshold", "success_threshold", "start_period"}
+CONFIG_KEYS = {"listen", "defaults", "checks", "enforce", "history_size",
+               "still_unhealthy_interval"}
+DEFAULTS_KEYS = {"interval", "timeout", "failure_threshold", "success_threshold", "start_period",
+                 "start_interval"}
 CHECK_KEYS = DEFAULTS_KEYS | {"name", "url", "expect_status", "expect_body", "critical",
-                              "headers", "method", "service", "metadata", "authority"}
+                              "headers", "method", "service", "metadata", "authority",
+                              "container"}
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 FARGATE_SIZES = {
     "256": [512, 1024, 2048],

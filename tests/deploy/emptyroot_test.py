@@ -23,7 +23,11 @@ static test app, no /dev, /proc, /etc, /tmp or libc - is entered with chroot(2) 
 chroot needs root: as any other user the test prints `SKIPPED: <reason>` and exits 77, which
 ctest reports as skipped (SKIP_RETURN_CODE). Standard library only.
 
-Usage: emptyroot_test.py --healthagg STATIC_BINARY --testapp STATIC_TESTAPP
+With --runner (e.g. qemu-aarch64-static, itself a static binary), binaries of another
+architecture are run through it: the runner is copied into the root as /runner and every command
+becomes /runner /healthagg ... (deploy.arm64_emptyroot: the Graviton build under qemu).
+
+Usage: emptyroot_test.py --healthagg STATIC_BINARY --testapp STATIC_TESTAPP [--runner STATIC_EMU]
 """
 import argparse
 import http.client
@@ -65,12 +69,17 @@ def enter_root(root):
     return pre
 
 
+RUNNER = []  # ["/runner"] with --runner
+
+
 def spawn(root, argv, env, stdout, stderr):
+    argv = RUNNER + argv
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                             preexec_fn=enter_root(root), close_fds=True)
 
 
 def run_inside(root, argv, env, timeout=10):
+    argv = RUNNER + argv
     return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           preexec_fn=enter_root(root), timeout=timeout)
 
@@ -154,6 +163,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--healthagg", required=True)
     ap.add_argument("--testapp", required=True)
+    ap.add_argument("--runner", help="static emulator to run the binaries with (qemu-*-static)")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -171,7 +181,16 @@ def main():
     outdir = tempfile.mkdtemp(prefix="healthagg-emptyroot-out.")
     try:
         os.chmod(root, 0o755)  # 65532 must be able to look up /healthagg in it
-        for src, name in ((args.healthagg, "healthagg"), (args.testapp, "testapp")):
+        binaries = [(args.healthagg, "healthagg"), (args.testapp, "testapp")]
+        if args.runner:
+            runner = shutil.which(args.runner)
+            if not runner:
+                print(f"SKIPPED: {args.runner} not found (Debian qemu-user-static; "
+                      "tests/deploy/deps.sh installs it)", flush=True)
+                return SKIP
+            binaries.append((runner, "runner"))
+            RUNNER[:] = ["/runner"]
+        for src, name in binaries:
             shutil.copyfile(src, os.path.join(root, name))
             os.chmod(os.path.join(root, name), 0o755)
         if tlsfixtures.missing("openssl"):
