@@ -351,7 +351,7 @@ ha_metadata *ha_metadata_new(uv_loop_t *loop, const char *base_uri, char *err, s
         snprintf(err, errlen, "ECS_CONTAINER_METADATA_URI_V4: %s", msg);
         return NULL;
     }
-    if (u.scheme != HA_SCHEME_HTTP) {
+    if (strcmp(u.scheme, "http") != 0) {
         snprintf(err, errlen, "ECS_CONTAINER_METADATA_URI_V4: expected an http:// URI");
         return NULL;
     }
@@ -361,6 +361,8 @@ ha_metadata *ha_metadata_new(uv_loop_t *loop, const char *base_uri, char *err, s
         return NULL;
     }
     m->loop = loop;
+    if (u.port == 0)
+        u.port = 80;
     const char *host = strcmp(u.host, "localhost") == 0 ? "127.0.0.1" : u.host;
     int rc = u.host_is_ipv6 ? uv_ip6_addr(host, u.port, (struct sockaddr_in6 *)&m->addr)
                             : uv_ip4_addr(host, u.port, (struct sockaddr_in *)&m->addr);
