@@ -146,9 +146,14 @@ def failing_check_says_how_its_container_ended(ctx):
     ha = ctx.healthagg([], env=config_env(ctx, [check("app", app.url, container="app")], ep))
     expect_eq(ha.startup["checks"][0]["container"], "app", "startup check container")
     ha.wait_transition("app", "pass", 3)
-    # Passing: nothing fetched beyond the startup line.
+    # Passing: nothing fetched beyond the startup line (unless a probe failed meanwhile: on a
+    # loaded machine a 300 ms timeout can pass; each fetch needs a failed probe).
     time.sleep(4 * INTERVAL_S)  # several passing probes; the assertion is that none fetched
-    expect_eq(ep.count(), 1, "metadata requests while the check passes")
+    m = re.search(r'healthagg_check_failures_total\{check="app"\} (\d+)',
+                  ha.get("/metrics")[2].decode())
+    failed = int(m.group(1)) if m else 0
+    expect(ep.count() - 1 <= failed,
+           f"{ep.count() - 1} metadata requests while the check passes ({failed} failed probes)")
     mark = ha.mark()
     ep.set(doc=app_stopped(doc, 137))
     app.kill()
