@@ -11,6 +11,7 @@ from harness import *  # noqa: F401,F403
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 FAIL_WITHIN = 2 * INTERVAL_S * 1.5 + TIMEOUT_MS / 1000 + 1.5
+TASK_PATH = "/v4/5f8c0e2b9a4d-1234567890/task"
 
 
 def fixture(name):
@@ -38,7 +39,7 @@ class MetadataEndpoint:
                 with outer.lock:
                     outer.requests.append((time.monotonic(), self.path))
                     mode, doc = outer.mode, outer.doc
-                if self.path != "/v4/5f8c0e2b9a4d-1234567890/task":
+                if self.path != TASK_PATH:
                     self.send_error(404)
                     return
                 if mode == "hang":
@@ -80,8 +81,10 @@ class MetadataEndpoint:
                 self.doc = doc
 
     def count(self):
+        """Requests for the task document (a stray client of this ephemeral port, e.g. another
+        test's check of a port it once saw free, asks for other paths)."""
         with self.lock:
-            return len(self.requests)
+            return len([p for _, p in self.requests if p == TASK_PATH])
 
     def env(self):
         return {"ECS_CONTAINER_METADATA_URI_V4": self.uri}
@@ -170,7 +173,7 @@ def failing_check_says_how_its_container_ended(ctx):
     n = ep.count() - n0
     expect(1 <= n <= 7, f"{n} metadata requests in {time.monotonic() - t0:.1f}s at a 500ms "
            f"interval (at most one per interval)")
-    times = [tm for tm, _ in ep.requests[1:]]
+    times = [tm for tm, p in ep.requests if p == TASK_PATH][1:]
     gaps = [b - a for a, b in zip(times, times[1:])]
     expect(all(g >= 0.4 for g in gaps), f"gaps between fetches: {gaps}")
     expect_eq(ha.events("task_metadata"), [], "no task_metadata error lines")
