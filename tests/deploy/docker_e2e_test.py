@@ -576,6 +576,34 @@ def run_pair(eng, app_port, config):
                   if e["ExitCode"] == 0 and parse_ts(e["End"]) >= t_ok]
     back = (min(ok_entries) if ok_entries else seen[-1][1]) - t_ok
     log(f"FIGURE unhealthy -> healthy: {back:.2f}s after the app answers again")
+
+    # probe --mirror (default failures): Docker's failing health checks wrote their verdicts into
+    # the container's log stream (PID 1's stdout), beside serve's own lines.
+    mirrored = [e for e in ha_log(eng, "healthagg") if e.get("event") == "probe"]
+    if not mirrored or not all(e.get("verdict") == "unhealthy" and "HTTP 503" in e.get("reason", "")
+                               for e in mirrored):
+        raise Failure(f"`docker logs healthagg` lacks the failing probes' lines: {mirrored}")
+    log(f"docker logs: {len(mirrored)} mirrored probe line(s) while the app failed, e.g. "
+        f"{json.dumps(mirrored[-1])}")
+    # The wedged sidecar: serve, the container's PID 1, stopped from the host. It cannot log or
+    # answer; the health check itself (here run as ECS would, with docker exec) says why in the
+    # container's log.
+    pid1 = int(eng.docker("inspect", "-f", "{{.State.Pid}}", "healthagg").stdout.strip())
+    os.kill(pid1, signal.SIGSTOP)
+    try:
+        r = eng.docker("exec", "healthagg", "/healthagg", "probe", "--timeout", "500ms",
+                       check=False)
+        if r.returncode != 1 or "no answer from the sidecar" not in r.stdout or r.stderr.strip():
+            raise Failure(f"probe against the stopped sidecar: exit {r.returncode}, "
+                          f"{r.stdout!r} {r.stderr!r}")
+        wedged = [e for e in ha_log(eng, "healthagg") if e.get("event") == "probe" and
+                  "no answer from the sidecar" in e.get("reason", "")]
+        if not wedged:
+            raise Failure("`docker logs healthagg` has no probe line while serve was stopped")
+        log(f"wedged sidecar (SIGSTOP of the container's PID 1 {pid1}): `docker logs` shows "
+            f"{json.dumps(wedged[-1])}")
+    finally:
+        os.kill(pid1, signal.SIGCONT)
     eng.docker("rm", "-f", "healthagg", "app")
     return {"healthy": healthy["docker"], "unhealthy": total, "unhealthy_healthagg": ha_part,
             "unhealthy_docker": dk_part, "recovered": back}
