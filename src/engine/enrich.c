@@ -117,8 +117,12 @@ static void on_fetched(ha_metadata *m, bool ok, const char *error, void *data)
         if (c->container[0] && s->has_result && !s->last.ok && !s->last.inconclusive)
             changed |= append_container(s->last.reason, sizeof(s->last.reason), t, c->container);
     }
-    if (changed && !ctx->stopping)
-        ha_scheduler_refresh(ctx); /* /readyz, /health and /metrics carry the new reasons */
+    if (changed && !ctx->stopping) {
+        /* A failing check's reason is in the summary: rebuild it, and /readyz, /health and
+         * /metrics with it, now rather than at that check's next probe. */
+        ctx->tracker.summary_dirty = true;
+        ha_scheduler_refresh(ctx);
+    }
 }
 
 void ha_enrich_result(ha_context *ctx, size_t i, ha_result *r)

@@ -180,6 +180,31 @@ def failing_check_says_how_its_container_ended(ctx):
 
 
 @test
+def answer_after_the_transition_reaches_readyz_and_health_at_once(ctx):
+    # failure_threshold 1 and a long interval: the transition is logged before the first fetch
+    # answers; the answer must reach /readyz and /health right away, not at the next probe.
+    doc = app_stopped(fixture("ecs-task-v4-fargate.json"), 139)
+    ep = MetadataEndpoint(ctx, doc)
+    app = ctx.testapp()
+    ha = ctx.healthagg([], env=config_env(ctx, [check("app", app.url, container="app",
+                                                      interval="3s", timeout="300ms",
+                                                      failure_threshold=1)], ep))
+    ha.wait_transition("app", "pass", 3)
+    app.kill()
+    t = ha.wait_transition("app", "fail", 5)
+    expect_eq(t["reason"], f"connect: connection refused (127.0.0.1:{app.port})",
+              "transition reason (logged before the fetch answered)")
+    want = t["reason"] + "; container app STOPPED, exit code 139"
+    t0 = time.monotonic()
+    poll(lambda: ha.readyz(), lambda r: r[1].strip() == "app: " + want, 1.0,
+         "/readyz with the container's status within 1s of the transition (interval 3s)")
+    h = json.loads(ha.get("/health")[2])
+    expect_eq(h["checks"]["app"][0]["output"], want, "/health output")
+    print(f"  container status in /readyz {1000 * (time.monotonic() - t0):.0f} ms after the "
+          "transition line was read", flush=True)
+
+
+@test
 def container_running_and_unknown(ctx):
     doc = fixture("ecs-task-v4-fargate.json")
     ep = MetadataEndpoint(ctx, doc)
