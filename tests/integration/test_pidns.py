@@ -11,7 +11,9 @@ import harness
 
 from harness import *  # noqa: F401,F403
 
-UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
+# --kill-child: serve (PID 1 of the namespace) dies with unshare, which is what the harness kills;
+# without it serve would be reparented and outlive the test.
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"]
 
 
 def need_namespaces():
@@ -35,6 +37,14 @@ def serve_pid(ha):
             kids = f.read().split()
         return int(kids[0]) if kids else None
     return wait_until(child, 3, "serve's PID (unshare's child)")
+
+
+def stop_serve(pid):
+    """SIGKILL serve by its host PID (a stopped one too) if it is still there."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def ns_probe(pid, ha, *extra, env=None):
@@ -65,8 +75,7 @@ def sidecar(ctx, app):
     ha = ctx.healthagg(serve_args(f"app={app.url}"), wrap=UNSHARE)
     expect_eq(ha.startup["pid"], 1, "serve's pid inside its namespace")
     pid = serve_pid(ha)
-    ctx.on_cleanup(lambda: os.kill(pid, signal.SIGCONT) if os.path.exists(f"/proc/{pid}")
-                   else None)
+    ctx.on_cleanup(lambda: stop_serve(pid))
     # The health_check line is the last of the batch that follows the first pass.
     ha.wait_event(lambda o: o.get("event") == "health_check" and o.get("to") == "healthy", 3,
                   "health_check -> healthy")
@@ -127,7 +136,6 @@ def wedged_sidecar_is_still_explained_in_the_log(ctx):
     ha, pid = sidecar(ctx, app)
     mark = ha.mark()
     os.kill(pid, signal.SIGSTOP)  # serve is wedged: it cannot log or answer
-    ctx.on_cleanup(lambda: os.kill(pid, signal.SIGCONT))
     r = ns_probe(pid, ha, "--timeout", "1s")
     expect_eq(r.rc, 1, f"probe against a stopped sidecar: {r}")
     expect(r.out.startswith(f"unhealthy: no answer from the sidecar at 127.0.0.1:{ha.port} "
