@@ -22,6 +22,8 @@ typedef struct ha_grpc_call_params {
     const char *service;   /* "" asks for the server as a whole */
     const ha_h2_field *metadata;
     size_t nmetadata;
+    /* Optional: HA_H2_ARENA_BYTES of memory, outliving the call, for nghttp2's allocations. */
+    uint8_t *arena;
     /* Bytes for the peer (ha_probe_send); 0 or -1. */
     int (*send)(void *ud, const char *data, size_t len);
     void *ud;

@@ -64,8 +64,19 @@ typedef enum {
     HA_H2_ERR_CALLER,     /* a callback rejected the response (ha_h2_client_fail) */
 } ha_h2_error;
 
+/* nghttp2's allocations for one request come from this arena (bump allocation, reset per
+ * request); what does not fit falls back to malloc. */
+#define HA_H2_ARENA_BYTES 32768
+
+typedef struct ha_h2_arena {
+    uint8_t *base;     /* caller-owned, HA_H2_ARENA_BYTES; NULL: plain malloc */
+    size_t used, last; /* bytes in use; offset of the last block (for in-place free/realloc) */
+    size_t fallbacks;  /* allocations that did not fit (for tests and tuning) */
+} ha_h2_arena;
+
 typedef struct ha_h2_client {
     struct nghttp2_session *session; /* owned, NULL when no request is active */
+    ha_h2_arena arena;
     const ha_h2_callbacks *cb;
     void *ud;
     const uint8_t *body;
@@ -84,7 +95,8 @@ typedef struct ha_h2_client {
 } ha_h2_client;
 
 /* Starts a session and sends the connection preface, SETTINGS and the request. `c` must be
- * zeroed or closed; `c->max_input` may be set before. Returns 0, or -1 (FAILED, reason set).
+ * zeroed or closed; `c->max_input` and `c->arena.base` (HA_H2_ARENA_BYTES of memory that
+ * outlives the request) may be set before. Returns 0, or -1 (FAILED, reason set).
  * Either way ha_h2_client_close() releases the session. */
 int ha_h2_client_start(ha_h2_client *c, const ha_h2_callbacks *cb, void *ud,
                        const ha_h2_request *req);

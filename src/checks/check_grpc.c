@@ -31,6 +31,7 @@ typedef struct grpc_cfg {
 
 typedef struct grpc_state {
     ha_grpc_call call;
+    uint8_t arena[HA_H2_ARENA_BYTES]; /* nghttp2's memory for one attempt, reused */
     ha_probe *probe;
     bool started;
 } grpc_state;
@@ -281,6 +282,7 @@ static void grpc_on_connected(ha_probe *p)
         .service = g->service,
         .metadata = g->metadata,
         .nmetadata = g->nmetadata,
+        .arena = s->arena,
         .send = grpc_send,
         .ud = p,
     };

@@ -23,6 +23,7 @@ static const ha_scheme_row scheme_table[] = {
     {"tcp", &ha_check_tcp, &ha_transport_tcp, 0},
     {"file", &ha_check_file, NULL, 0},
     {"grpc", &ha_check_grpc, &ha_transport_tcp, 0},
+    {"grpcs", &ha_check_grpc, &ha_transport_tls, 0},
 };
 #define N_ROWS (sizeof(scheme_table) / sizeof(scheme_table[0]))
 

@@ -216,6 +216,7 @@ int ha_grpc_call_start(ha_grpc_call *g, const ha_grpc_call_params *prm)
         .body = g->request,
         .body_len = g->request_len,
     };
+    g->h2.arena.base = prm->arena;
     if (ha_h2_client_start(&g->h2, &h2_callbacks, g, &req) != 0) {
         settle(g, g->h2.state);
         return -1;

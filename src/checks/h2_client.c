@@ -4,16 +4,19 @@
  * validation); this file adapts it to the probe engine: nghttp2_session_mem_recv() for what the
  * peer sent, nghttp2_session_mem_send() flushed through the caller's `send` after every step,
  * and the verdict-relevant events folded into one state (RUNNING/DONE/FAILED) with a reason a
- * human can act on. Trade-off: a session is allocated per request (nghttp2 owns its HPACK
- * tables and stream objects), a few KiB per probe, instead of reusing one connection across
- * probes: a health check must see a fresh connection succeed, and a reused one would hide a
- * server that stopped accepting. Every input is bounded: bytes per request (`max_input`),
- * header bytes, and nghttp2's own flood limits. */
+ * human can act on. Trade-off: a session per request (nghttp2 owns its HPACK tables and stream
+ * objects) instead of reusing one connection across probes: a health check must see a fresh
+ * connection succeed, and a reused one would hide a server that stopped accepting. Its dozens of
+ * small allocations come from a caller-owned arena (a bump allocator reset per request), so a
+ * probe costs no malloc/free in the steady state. Every input is bounded: bytes per request
+ * (`max_input`), header bytes, and nghttp2's own flood limits. */
 #include "healthagg/h2_client.h"
 
 #include <nghttp2/nghttp2.h>
 
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +25,85 @@ enum { BLOCK_UNDECIDED, BLOCK_INTERIM, BLOCK_RESPONSE, BLOCK_TRAILERS };
 const char *ha_h2_error_code_name(uint32_t code)
 {
     return nghttp2_http2_strerror(code);
+}
+
+/* --- the arena: nghttp2_mem over a fixed buffer ------------------------------------------- */
+
+typedef struct arena_hdr {
+    size_t size; /* usable bytes of this block */
+    size_t prev; /* offset of the block allocated before it (for freeing the last one) */
+} arena_hdr;
+
+#define ARENA_ALIGN 16
+#define ARENA_HDR ((sizeof(arena_hdr) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+
+static bool in_arena(const ha_h2_arena *a, const void *p)
+{
+    const uint8_t *b = p;
+    return a->base && b >= a->base && b < a->base + HA_H2_ARENA_BYTES;
+}
+
+static void *arena_malloc(size_t size, void *ud)
+{
+    ha_h2_arena *a = ud;
+    size_t need = ARENA_HDR + ((size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1));
+    if (a->base && size <= HA_H2_ARENA_BYTES && need <= HA_H2_ARENA_BYTES - a->used) {
+        arena_hdr *h = (arena_hdr *)(void *)(a->base + a->used);
+        h->size = need - ARENA_HDR;
+        h->prev = a->last;
+        a->last = a->used;
+        a->used += need;
+        return (uint8_t *)h + ARENA_HDR;
+    }
+    a->fallbacks++;
+    return malloc(size);
+}
+
+static void arena_free(void *ptr, void *ud)
+{
+    ha_h2_arena *a = ud;
+    if (!ptr)
+        return;
+    if (!in_arena(a, ptr)) {
+        free(ptr);
+        return;
+    }
+    /* Only the most recent block is given back (stack order); the rest waits for the reset. */
+    size_t off = (size_t)((uint8_t *)ptr - a->base) - ARENA_HDR;
+    if (off == a->last && a->used > 0) {
+        const arena_hdr *h = (const arena_hdr *)(void *)(a->base + off);
+        a->used = off;
+        a->last = h->prev;
+    }
+}
+
+static void *arena_calloc(size_t n, size_t size, void *ud)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = arena_malloc(n * size, ud);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void *arena_realloc(void *ptr, size_t size, void *ud)
+{
+    ha_h2_arena *a = ud;
+    if (!ptr)
+        return arena_malloc(size, ud);
+    if (!in_arena(a, ptr))
+        return realloc(ptr, size);
+    const arena_hdr *h = (const arena_hdr *)(void *)((uint8_t *)ptr - ARENA_HDR);
+    size_t old = h->size;
+    if (size <= old)
+        return ptr;
+    void *n = arena_malloc(size, ud);
+    if (n) {
+        memcpy(n, ptr, old);
+        arena_free(ptr, ud);
+    }
+    return n;
 }
 
 static void fail(ha_h2_client *c, ha_h2_error e, const char *fmt, ...)
@@ -299,8 +381,10 @@ int ha_h2_client_start(ha_h2_client *c, const ha_h2_callbacks *cb, void *ud,
                        const ha_h2_request *req)
 {
     size_t max_input = c->max_input ? c->max_input : HA_H2_DEFAULT_MAX_INPUT;
+    uint8_t *arena = c->arena.base;
     memset(c, 0, sizeof(*c));
     c->max_input = max_input;
+    c->arena.base = arena;
     c->cb = cb;
     c->ud = ud;
     c->body = req->body;
@@ -328,7 +412,10 @@ int ha_h2_client_start(ha_h2_client *c, const ha_h2_callbacks *cb, void *ud,
     }
     /* We never accept pushes; a peer that sends one anyway breaks the protocol. */
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
-    int rv = nghttp2_session_client_new2(&c->session, cbs, c, opt);
+    /* Our few request fields are sent once per connection: indexing them would only cost. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
+    nghttp2_mem mem = {&c->arena, arena_malloc, arena_free, arena_calloc, arena_realloc};
+    int rv = nghttp2_session_client_new3(&c->session, cbs, c, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
@@ -427,4 +514,6 @@ void ha_h2_client_close(ha_h2_client *c)
     if (c->session)
         nghttp2_session_del(c->session);
     c->session = NULL;
+    c->arena.used = 0;
+    c->arena.last = 0;
 }

@@ -9,7 +9,7 @@
  *
  * Control byte (first input byte):
  *   bits 0-1  chunking: whole / 1-byte / 1-16 / 1-600 byte chunks
- *   bit  2    the service asked for: "" or "pkg.Svc"
+ *   bit  2    the service asked for: "" or "pkg.Svc"; nghttp2's memory from malloc or the arena
  *   bits 3-7  seed of the chunk-size generator
  *
  * Invariants (abort() = a crash libFuzzer reports):
@@ -46,14 +46,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     static const ha_h2_field meta[] = {{"authorization", "Bearer fuzz"}};
+    static uint8_t arena[HA_H2_ARENA_BYTES];
+    static ha_grpc_call g;
     const ha_grpc_call_params prm = {.scheme = "http",
                                      .authority = "127.0.0.1:50051",
                                      .service = (control & 4) ? "pkg.Svc" : "",
                                      .metadata = meta,
                                      .nmetadata = 1,
+                                     .arena = (control & 4) ? arena : NULL,
                                      .send = count_send,
                                      .ud = NULL};
-    static ha_grpc_call g;
     sent = 0;
     if (ha_grpc_call_start(&g, &prm) != 0)
         die("start failed", g.reason);

@@ -53,15 +53,18 @@ int main(int argc, char **argv)
         close(fd);
         return 1;
     }
+    static uint8_t arena[HA_H2_ARENA_BYTES];
     char authority[300];
     snprintf(authority, sizeof(authority), "%s:%s", argv[1], argv[2]);
     const ha_grpc_call_params prm = {.scheme = "http",
                                      .authority = authority,
                                      .service = argc > 3 ? argv[3] : "",
                                      .send = send_all,
-                                     .ud = &fd};
+                                     .ud = &fd,
+                                     .arena = arena};
     static ha_grpc_call g;
     if (ha_grpc_call_start(&g, &prm) == 0) {
+        size_t peak = 0;
         char buf[4096];
         while (!g.done) {
             ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -71,10 +74,21 @@ int main(int argc, char **argv)
                 printf("fail read: %s\n", strerror(errno));
                 break;
             }
+            if (g.h2.arena.used > peak)
+                peak = g.h2.arena.used;
             if (n == 0)
                 ha_grpc_call_eof(&g);
             else
                 ha_grpc_call_recv(&g, buf, (size_t)n);
+        }
+        if (getenv("HA_H2_ARENA_STATS"))
+            fprintf(stderr, "arena: peak %zu of %d bytes, %zu allocations outside it\n", peak,
+                    HA_H2_ARENA_BYTES, g.h2.arena.fallbacks);
+        /* Everything nghttp2 needs for a health call fits the arena: no malloc per probe. */
+        if (g.h2.arena.fallbacks != 0) {
+            fprintf(stderr, "grpc_call_live: %zu allocations did not fit the arena\n",
+                    g.h2.arena.fallbacks);
+            return 3;
         }
     }
     close(fd);

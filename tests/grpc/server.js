@@ -15,7 +15,10 @@
 //   clear SERVICE        forget the service: Check answers NOT_FOUND for it again
 // It exits when stdin closes, so a test that dies cannot leave it behind.
 //
+// With --tls CERT KEY the gRPC server speaks TLS (grpcs://; ALPN h2) with that PEM certificate.
+//
 // Usage: node server.js [--mode M] [--port P] [--status SERVICE=STATUS]... [--require-metadata K=V]
+//                       [--tls CERT KEY]
 'use strict';
 const http2 = require('http2');
 const readline = require('readline');
@@ -25,6 +28,7 @@ let mode = 'health';
 let port = 0;
 const initial = {};
 let required = null;
+let tls = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   const v = args[i + 1];
@@ -34,6 +38,9 @@ for (let i = 0; i < args.length; i++) {
     const eq = v.lastIndexOf('=');
     initial[name(v.slice(0, eq))] = v.slice(eq + 1);
     i++;
+  } else if (a === '--tls') {
+    tls = [args[i + 1], args[i + 2]];
+    i += 2;
   } else if (a === '--require-metadata') {
     const eq = v.indexOf('=');
     required = [v.slice(0, eq), v.slice(eq + 1)];
@@ -74,7 +81,12 @@ if (mode === 'health' || mode === 'nohealth') {
     }
     health.addToServer(grpcServer);
   }
-  grpcServer.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+  const creds = tls
+    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: require('fs').readFileSync(tls[0]),
+                                                private_key: require('fs').readFileSync(tls[1]) }],
+                                       false)
+    : grpc.ServerCredentials.createInsecure();
+  grpcServer.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => {
     if (err) fail(`bind: ${err.message}`);
     listening(p);
   });

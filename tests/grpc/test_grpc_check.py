@@ -10,6 +10,7 @@ import os
 import struct
 
 import grpcpeer
+import tlsfixtures
 from grpcpeer import GrpcServer, RawFake
 from harness import (cli, expect, expect_eq, fail, lines_of, run, serve_args, test, wait_until)
 
@@ -194,6 +195,41 @@ def check_config_errors(ctx):
     bad({"url": "grpc://127.0.0.1:1", "expect_status": [200]}, "checks[0].expect_status")
     bad({"url": "grpc://127.0.0.1:1", "service": "a b"}, "checks[0].service")
     bad({"url": "grpc://127.0.0.1:1", "service": "s" * 513}, "checks[0].service")
+
+
+@test
+def check_grpcs(ctx):
+    """grpcs://: the same check over the TLS transport (ALPN h2), certificates from tlsfixtures."""
+    gone = tlsfixtures.missing("openssl")
+    if gone:
+        fail(f"openssl not found ({gone}): tests/deploy/deps.sh installs it")
+    certs = tlsfixtures.Certs()
+    try:
+        crt, key = certs.path("good")
+        s = GrpcServer(ctx, statuses={"pkg.Svc": "SERVING"}, tls=(crt, key))
+        url = f"grpcs://{s.addr}/pkg.Svc"
+        r = cli(["check", "--ca-file", certs.ca, url], timeout=20)
+        one_line(r, "pass", url, "SERVING")
+        s.set("pkg.Svc", "NOT_SERVING")
+        one_line(cli(["check", "--ca-file", certs.ca, url], timeout=20), "fail", url, "NOT_SERVING")
+        # Verification is on: another CA fails the handshake, with the TLS layer's reason.
+        r = cli(["check", "--ca-file", certs.other_ca, url], timeout=20)
+        expect(r.rc == 1 and r.out.startswith(f"fail {url}: tls: "), f"wrong CA: {r!r}")
+        # grpcs:// to a plaintext gRPC port, grpc:// to a TLS port: both say what is wrong.
+        r = check(f"grpc://{s.addr}/pkg.Svc")
+        expect(r.rc == 1 and (f"connection closed before response ({s.addr})" in r.out or
+                              "invalid response: HTTP/2:" in r.out), f"h2c to a TLS port: {r!r}")
+        plain = GrpcServer(ctx, statuses={"pkg.Svc": "SERVING"})
+        r = cli(["check", "--ca-file", certs.ca, f"grpcs://{plain.addr}/pkg.Svc"], timeout=20)
+        expect(r.rc == 1 and "tls: " in r.out, f"TLS to a plaintext port: {r!r}")
+        # In serve, with the tls object.
+        cfg = {"checks": [{"name": "s", "url": url, "tls": {"ca_file": certs.ca}}],
+               "defaults": {"interval": "300ms", "timeout": "250ms", "failure_threshold": 1}}
+        s.set("pkg.Svc", "SERVING")
+        ha = ctx.healthagg([], env={"HEALTHAGG_CONFIG": json.dumps(cfg)})
+        ha.wait_transition("s", "pass", 10)
+    finally:
+        certs.cleanup()
 
 
 # --- healthagg serve ----------------------------------------------------------------------

@@ -271,12 +271,15 @@ static int cl_on_data(void *ud, const uint8_t *data, size_t len)
 static const ha_h2_callbacks callbacks = {cl_send, cl_on_header, cl_on_data};
 static const uint8_t req_body[] = {0, 0, 0, 0, 9, 0x0a, 7, 'p', 'k', 'g', '.', 'S', 'v', 'c'};
 
+static uint8_t *g_arena; /* when set, clients allocate from it */
+
 static int start_client(ha_h2_client *c, size_t max_input)
 {
     memset(&g_wire, 0, sizeof(g_wire));
     memset(&g_seen, 0, sizeof(g_seen));
     memset(c, 0, sizeof(*c));
     c->max_input = max_input;
+    c->arena.base = g_arena;
     g_client = c;
     const ha_h2_field fields[] = {
         {"content-type", "application/grpc"}, {"te", "trailers"}, {"x-token", "s3cret"}};
@@ -577,8 +580,33 @@ static void test_hostile(void)
     ha_h2_client_close(&c);
 }
 
+/* The same exchanges with nghttp2's memory in the arena: nothing falls back to malloc, and the
+ * arena is empty again after each request. */
+static void test_arena(void)
+{
+    static uint8_t arena[HA_H2_ARENA_BYTES];
+    g_arena = arena;
+    server sv;
+    ha_h2_client c;
+    for (int i = 0; i < 3; i++) {
+        run(i == 2 ? SC_TRAILERS_ONLY : SC_OK, i == 1 ? 1 : 1000, 0, &sv, &c);
+        CHECK(c.state == HA_H2_DONE);
+        CHECK(c.arena.fallbacks == 0);
+        CHECK(c.arena.used > 0 && c.arena.used <= HA_H2_ARENA_BYTES);
+        ha_h2_client_close(&c);
+        CHECK(c.arena.used == 0);
+        done_server(&sv);
+    }
+    run(SC_GOAWAY_NONE, 1000, 0, &sv, &c);
+    CHECK(c.state == HA_H2_FAILED && c.arena.fallbacks == 0);
+    ha_h2_client_close(&c);
+    done_server(&sv);
+    g_arena = NULL;
+}
+
 int main(void)
 {
+    test_arena();
     test_ok(100000);
     test_ok(1); /* byte by byte */
     test_ok(7);
