@@ -9,24 +9,21 @@
  * connection: a health check must prove that the server still accepts and answers, and the
  * probe engine's model is one connection per attempt. */
 #include "healthagg/check.h"
-#include "healthagg/expand.h"
 #include "healthagg/grpc_call.h"
+#include "healthagg/secrets.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define GRPC_META_MAX 32
-#define GRPC_META_NAME_MAX 128
-#define GRPC_META_VALUE_MAX 4096
+#include <strings.h>
 
 typedef struct grpc_cfg {
     char service[HA_GRPC_SERVICE_MAX + 1];
     char authority[HA_HOST_MAX + 16];
-    ha_h2_field metadata[GRPC_META_MAX]; /* names and values point into `store` */
-    size_t nmetadata;
-    char *store; /* owned */
+    ha_secret_map metadata;                  /* as configured, values expanded and secret */
+    ha_h2_field fields[HA_SECRET_MAX_ITEMS]; /* what goes on the wire: lower-case names */
+    char names[HA_SECRET_MAX_ITEMS][HA_SECRET_NAME_MAX + 1];
 } grpc_cfg;
 
 typedef struct grpc_state {
@@ -64,39 +61,41 @@ static bool printable_token(const char *s)
     return true;
 }
 
-/* HTTP/2 header names: lower-case token characters. Upper case is folded (gRPC metadata keys
- * are case-insensitive); anything else is an error. */
-static bool metadata_name_ok(char *name)
-{
-    if (!*name)
-        return false;
-    for (char *c = name; *c; c++) {
-        *c = (char)tolower((unsigned char)*c);
-        if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || strchr("-_.", *c)))
-            return false;
-    }
-    return true;
-}
-
-/* Names healthagg sets itself, or that HTTP/2 forbids, or that gRPC reserves. */
-static bool metadata_name_reserved(const char *name)
+/* gRPC metadata keys: letters, digits, '-', '_', '.' (sent lower-case; they are
+ * case-insensitive), and none that healthagg, HTTP/2 or gRPC itself sets. */
+static bool metadata_name_ok(const char *name, char *why, size_t whylen)
 {
     static const char *const reserved[] = {
         "content-type", "te",         "user-agent",       "host",
         "connection",   "keep-alive", "proxy-connection", "transfer-encoding",
         "upgrade",      NULL};
+    size_t n = strlen(name);
+    if (n == 0 || n > HA_SECRET_NAME_MAX) {
+        snprintf(why, whylen, "a metadata name has 1 to %d characters", HA_SECRET_NAME_MAX);
+        return false;
+    }
+    for (const char *c = name; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.')) {
+            snprintf(why, whylen,
+                     "not a valid metadata name (letters, digits, \"-\", \"_\", \".\")");
+            return false;
+        }
     for (size_t i = 0; reserved[i]; i++)
-        if (strcmp(name, reserved[i]) == 0)
-            return true;
-    return strncmp(name, "grpc-", 5) == 0;
+        if (strcasecmp(name, reserved[i]) == 0) {
+            snprintf(why, whylen, "reserved: healthagg or HTTP/2 sets this header");
+            return false;
+        }
+    if (strncasecmp(name, "grpc-", 5) == 0) {
+        snprintf(why, whylen, "reserved: gRPC keeps \"grpc-*\" names for itself");
+        return false;
+    }
+    return true;
 }
 
 static void grpc_free_cfg(void *cfg)
 {
     grpc_cfg *g = cfg;
-    free(g->store);
-    g->store = NULL;
-    g->nmetadata = 0;
+    ha_secret_map_free(&g->metadata);
 }
 
 static int parse_metadata(grpc_cfg *g, const ha_key_source *src)
@@ -105,88 +104,18 @@ static int parse_metadata(grpc_cfg *g, const ha_key_source *src)
     const cJSON *obj = ha_key_find(src, "metadata", path, sizeof(path));
     if (!obj)
         return 0;
-    if (!cJSON_IsObject(obj))
-        return ha_key_error(src, "%s: expected an object of \"name\": \"value\" strings, got %s",
-                            path, ha_json_type_name(obj));
-    size_t n = (size_t)cJSON_GetArraySize(obj);
-    if (n > GRPC_META_MAX)
-        return ha_key_error(src, "%s: at most %d entries", path, GRPC_META_MAX);
-    /* First pass: validate and expand, measuring; second: copy into one owned block. */
-    char names[GRPC_META_MAX][GRPC_META_NAME_MAX];
-    char *values[GRPC_META_MAX] = {0};
-    size_t total = 0, i = 0;
-    int rc = 0;
-    for (const cJSON *it = obj->child; it; it = it->next, i++) {
-        if (strlen(it->string) >= GRPC_META_NAME_MAX) {
-            rc = ha_key_error(src, "%s: name \"%.40s...\" is longer than %d bytes", path,
-                              it->string, GRPC_META_NAME_MAX - 1);
-            break;
-        }
-        snprintf(names[i], sizeof(names[i]), "%s", it->string);
-        if (!metadata_name_ok(names[i])) {
-            rc = ha_key_error(src,
-                              "%s: \"%.60s\" is not a valid metadata name (letters, digits, "
-                              "\"-\", \"_\", \".\")",
-                              path, it->string);
-            break;
-        }
-        if (metadata_name_reserved(names[i])) {
-            rc = ha_key_error(src, "%s.%s: reserved: healthagg, HTTP/2 or gRPC sets this header",
-                              path, names[i]);
-            break;
-        }
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(names[k], names[i]) == 0) {
-                rc = ha_key_error(src, "%s.%s: given twice (names are case-insensitive)", path,
-                                  names[i]);
-                break;
-            }
-        if (rc)
-            break;
-        if (!cJSON_IsString(it)) {
-            rc = ha_key_error(src, "%s.%s: expected a string, got %s", path, it->string,
-                              ha_json_type_name(it));
-            break;
-        }
-        char vpath[200];
-        snprintf(vpath, sizeof(vpath), "%s.%s", path, it->string);
-        values[i] = ha_expand_env(it->valuestring, vpath, src->err, src->errlen);
-        if (!values[i]) {
-            rc = -1;
-            break;
-        }
-        for (const char *c = values[i]; *c; c++)
-            if ((unsigned char)*c < 0x20 && *c != '\t') {
-                rc = ha_key_error(src, "%s: control characters are not allowed in values", vpath);
-                break;
-            }
-        if (!rc && strlen(values[i]) > GRPC_META_VALUE_MAX)
-            rc = ha_key_error(src, "%s: longer than %d bytes", vpath, GRPC_META_VALUE_MAX);
-        if (rc)
-            break;
-        total += strlen(names[i]) + 1 + strlen(values[i]) + 1;
+    if (ha_secret_map_parse(obj, path, metadata_name_ok, &g->metadata, src->err, src->errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < g->metadata.n; i++) {
+        const ha_secret_pair *m = &g->metadata.items[i];
+        size_t k = 0;
+        for (; m->name[k] && k < HA_SECRET_NAME_MAX; k++)
+            g->names[i][k] = (char)tolower((unsigned char)m->name[k]);
+        g->names[i][k] = '\0';
+        g->fields[i].name = g->names[i];
+        g->fields[i].value = m->value;
     }
-    if (rc == 0 && n > 0) {
-        g->store = malloc(total);
-        if (!g->store) {
-            rc = ha_key_error(src, "%s: out of memory", path);
-        } else {
-            char *o = g->store;
-            for (size_t k = 0; k < n; k++) {
-                size_t nl = strlen(names[k]) + 1, vl = strlen(values[k]) + 1;
-                memcpy(o, names[k], nl);
-                g->metadata[k].name = o;
-                o += nl;
-                memcpy(o, values[k], vl);
-                g->metadata[k].value = o;
-                o += vl;
-            }
-            g->nmetadata = n;
-        }
-    }
-    for (size_t k = 0; k < GRPC_META_MAX; k++)
-        free(values[k]);
-    return rc;
+    return 0;
 }
 
 static int grpc_parse(ha_check_config *c, const ha_key_source *src)
@@ -227,11 +156,7 @@ static void grpc_describe(const ha_check_config *c, cJSON *out)
     const grpc_cfg *g = c->type_cfg;
     cJSON_AddStringToObject(out, "service", g->service);
     cJSON_AddStringToObject(out, "authority", g->authority);
-    if (g->nmetadata) {
-        cJSON *m = cJSON_AddObjectToObject(out, "metadata");
-        for (size_t i = 0; m && i < g->nmetadata; i++)
-            cJSON_AddStringToObject(m, g->metadata[i].name, "<redacted>");
-    }
+    ha_secret_map_describe(&g->metadata, "metadata", out);
 }
 
 static int grpc_send(void *ud, const char *data, size_t len)
@@ -252,6 +177,8 @@ static void conclude(ha_probe *p, grpc_state *s)
     bool local = g->local_error;
     char reason[sizeof(g->reason)];
     memcpy(reason, g->reason, sizeof(reason));
+    /* A server may echo what it was sent (an interceptor's "bad token: ..."): never a secret. */
+    ha_secret_scrub(&((const grpc_cfg *)p->cfg->type_cfg)->metadata, reason, sizeof(reason));
     ha_grpc_call_close(g);
     s->started = false;
     if (!p->running)
@@ -280,8 +207,8 @@ static void grpc_on_connected(ha_probe *p)
         .scheme = p->transport && strcmp(p->transport->name, "tls") == 0 ? "https" : "http",
         .authority = g->authority,
         .service = g->service,
-        .metadata = g->metadata,
-        .nmetadata = g->nmetadata,
+        .metadata = g->fields,
+        .nmetadata = g->metadata.n,
         .arena = s->arena,
         .send = grpc_send,
         .ud = p,

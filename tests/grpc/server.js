@@ -10,8 +10,8 @@
 // "error: ..."):
 //   set SERVICE STATUS   SERVING | NOT_SERVING | UNKNOWN | SERVICE_UNKNOWN ("-" is the "" service)
 // With --require-metadata KEY=VALUE, a Check call without that metadata entry is answered
-// UNAUTHENTICATED (the health service itself is untouched), and every call's metadata keys are
-// printed as "metadata KEY,KEY,...".
+// UNAUTHENTICATED (a wrong value is echoed in the message; the health service itself is untouched),
+// and every call's metadata keys are printed as "metadata KEY,KEY,...".
 //   clear SERVICE        forget the service: Check answers NOT_FOUND for it again
 // It exits when stdin closes, so a test that dies cannot leave it behind.
 //
@@ -71,8 +71,14 @@ if (mode === 'health' || mode === 'nohealth') {
         check: (call, callback) => {
           const md = call.metadata.getMap();
           process.stdout.write(`metadata ${Object.keys(md).sort().join(',')}\n`);
-          if (String(md[required[0]]) !== required[1]) {
+          if (md[required[0]] === undefined) {
             callback({ code: grpc.status.UNAUTHENTICATED, details: `missing ${required[0]}` });
+            return;
+          }
+          if (String(md[required[0]]) !== required[1]) {
+            // Echoes what it got, as careless interceptors do: the client must not show it.
+            callback({ code: grpc.status.UNAUTHENTICATED,
+                       details: `bad ${required[0]}: ${md[required[0]]}` });
             return;
           }
           impl.check(call, callback);

@@ -169,12 +169,22 @@ def check_metadata_and_secrets(ctx):
     text = json.dumps(startup)
     expect("s3cret" not in text, f"the secret is in the startup line: {text}")
     chk = startup["checks"][0]
-    expect_eq(chk.get("metadata"), {"authorization": "<redacted>", "x-env": "<redacted>"},
+    expect_eq(chk.get("metadata"), {"Authorization": "<redacted>", "x-env": "<redacted>"},
               "metadata in the startup line")
     status, _, body = ha.get("/health")
     expect("s3cret" not in body.decode(), "the secret is in /health")
     wait_until(lambda: any(l == "metadata authorization,user-agent,x-env" for l in s.proc.lines),
                5, "the server to report the metadata it received")
+    # A wrong token that the server echoes back: the reason shows <redacted>, never the value.
+    cfg["checks"][0]["name"] = "bad"
+    cfg["listen"] = "127.0.0.1:0"
+    env = {"GRPC_TOKEN": "wr0ng-t0ken-echoed", "HEALTHAGG_CONFIG": json.dumps(cfg)}
+    ha2 = ctx.healthagg([], env=env)
+    t = ha2.wait_transition("bad", "fail", 10)
+    expect_eq(t["reason"], "grpc-status 16 (UNAUTHENTICATED): bad authorization: <redacted>",
+              "an echoed secret in the reason")
+    r = cli(["validate"], env=env)
+    expect("wr0ng" not in r.out + r.err, f"validate shows the secret: {r!r}")
 
 
 @test
