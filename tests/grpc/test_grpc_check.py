@@ -12,7 +12,8 @@ import struct
 import grpcpeer
 import tlsfixtures
 from grpcpeer import GrpcServer, RawFake
-from harness import (cli, expect, expect_eq, fail, lines_of, run, serve_args, test, wait_until)
+from harness import (cli, expect, expect_eq, fail, lines_of, poll, run, serve_args, test,
+                     wait_until)
 
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
@@ -227,8 +228,11 @@ def check_grpcs(ctx):
         expect(r.rc == 1 and r.out.startswith(f"fail {url}: tls: "), f"wrong CA: {r!r}")
         # grpcs:// to a plaintext gRPC port, grpc:// to a TLS port: both say what is wrong.
         r = check(f"grpc://{s.addr}/pkg.Svc")
-        expect(r.rc == 1 and (f"connection closed before response ({s.addr})" in r.out or
-                              "invalid response: HTTP/2:" in r.out), f"h2c to a TLS port: {r!r}")
+        # (the TLS server hangs up on the cleartext preface: which side notices first varies)
+        expect(r.rc == 1 and any(w in r.out for w in (
+            f"connection closed before response ({s.addr})", "invalid response: HTTP/2:",
+            f"write: broken pipe ({s.addr})", f"connection reset by peer ({s.addr})")),
+            f"h2c to a TLS port: {r!r}")
         plain = GrpcServer(ctx, statuses={"pkg.Svc": "SERVING"})
         r = cli(["check", "--ca-file", certs.ca, f"grpcs://{plain.addr}/pkg.Svc"], timeout=20)
         expect(r.rc == 1 and "tls: " in r.out, f"TLS to a plaintext port: {r!r}")
@@ -242,27 +246,33 @@ def check_grpcs(ctx):
         certs.cleanup()
 
 
+def wait_fail_reason(ha, check, reason, timeout, start=0):
+    """The first transition of `check` to fail whose reason starts with `reason`. Other failures
+    (a probe timing out on a loaded machine) may come and go before it."""
+    return ha.wait_event(lambda o: o.get("event") == "transition" and o.get("check") == check and
+                         o.get("to") == "fail" and o.get("reason", "").startswith(reason),
+                         timeout, f"{check} failing with {reason!r}", start)
+
+
 # --- healthagg serve ----------------------------------------------------------------------
 
 @test
 def serve_recovery(ctx):
     s = GrpcServer(ctx, statuses={"pkg.Svc": "SERVING"})
-    ha = ctx.healthagg(serve_args(f"api=grpc://{s.addr}/pkg.Svc", failure_threshold=1,
-                                  success_threshold=1))
-    ha.wait_transition("api", "pass", 5)
+    ha = ctx.healthagg(serve_args(f"api=grpc://{s.addr}/pkg.Svc", interval="500ms",
+                                  timeout="400ms", failure_threshold=1, success_threshold=1))
+    ha.wait_transition("api", "pass", 10)
     mark = ha.mark()
     s.set("pkg.Svc", "NOT_SERVING")
-    t = ha.wait_transition("api", "fail", 5, start=mark)
-    expect_eq(t["reason"], "NOT_SERVING", "the transition's reason")
-    status, _, body = ha.get("/readyz")
-    expect_eq((status, body.decode().strip()), (503, "api: NOT_SERVING"), "/readyz")
+    wait_fail_reason(ha, "api", "NOT_SERVING", 10, start=mark)
+    poll(lambda: ha.get("/readyz"), lambda r: (r[0], r[2].decode().strip()) ==
+         (503, "api: NOT_SERVING"), 5, "/readyz saying why")
     mark = ha.mark()
     s.set("pkg.Svc", "SERVING")
-    ha.wait_transition("api", "pass", 5, start=mark)
+    ha.wait_transition("api", "pass", 10, start=mark)
     mark = ha.mark()
     s.kill()
-    t = ha.wait_transition("api", "fail", 5, start=mark)
-    expect(t["reason"].startswith("connect: connection refused"), f"after a kill: {t}")
+    wait_fail_reason(ha, "api", f"connect: connection refused ({s.addr})", 10, start=mark)
     health = json.loads(ha.get("/health")[2])
     expect_eq(health["checks"]["api"][0]["componentType"], "grpc", "componentType in /health")
 
@@ -273,16 +283,20 @@ def serve_many_services(ctx):
     statuses = {f"svc.S{i}": "SERVING" for i in range(n)}
     s = GrpcServer(ctx, statuses=statuses)
     checks = [f"s{i}=grpc://{s.addr}/svc.S{i}" for i in range(n)]
-    ha = ctx.healthagg(serve_args(*checks, failure_threshold=1, success_threshold=1))
-    wait_until(lambda: ha.get("/readyz")[0] == 200, 10, "every service SERVING")
+    ha = ctx.healthagg(serve_args(*checks, interval="1s", timeout="800ms", failure_threshold=1,
+                                  success_threshold=1))
+    wait_until(lambda: ha.get("/readyz")[0] == 200, 15, "every service SERVING")
+    mark = ha.mark()
     s.set("svc.S7", "NOT_SERVING")
-    t = ha.wait_transition("s7", "fail", 5)
-    expect_eq(t["reason"], "NOT_SERVING", "the one service that stopped")
-    status, _, body = ha.get("/readyz")
-    expect_eq((status, body.decode().strip()), (503, "s7: NOT_SERVING"), "/readyz names it")
-    health = json.loads(ha.get("/health")[2])
-    failing = sorted(k for k, v in health["checks"].items() if v[0]["status"] == "fail")
-    expect_eq(failing, ["s7"], "only s7 fails")
+    wait_fail_reason(ha, "s7", "NOT_SERVING", 10, start=mark)
+
+    def only_s7():
+        status, _, body = ha.get("/readyz")
+        health = json.loads(ha.get("/health")[2])
+        failing = sorted(k for k, v in health["checks"].items() if v[0]["status"] == "fail")
+        return status, body.decode().strip(), failing
+    poll(only_s7, lambda r: r == (503, "s7: NOT_SERVING", ["s7"]), 10,
+         "/readyz and /health naming only s7")
 
 
 if __name__ == "__main__":
