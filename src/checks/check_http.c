@@ -5,14 +5,19 @@
  * once `max_response_bytes` have been read (status decides then: a health endpoint that
  * streams forever is judged by its status line, as Kubernetes does, not read to the end).
  * The body, when `expect_body` is set, is searched incrementally (KMP), so a match that
- * straddles two reads is still found without buffering the body. The type is transport-blind:
- * https:// is this same code over the TLS transport. */
+ * straddles two reads is still found without buffering the body. `expect_body_regex` (POSIX
+ * ERE, compiled at load) and `expect_json` (json_cond.c) need the whole body: only then is it
+ * kept, up to max_response_bytes, in a buffer that grows once and is reused, so the cost of
+ * those keys falls on the checks that use them. `warn_latency` marks a passing probe degraded.
+ * The type is transport-blind: https:// is this same code over the TLS transport. */
 #include "healthagg/check.h"
+#include "healthagg/json_cond.h"
 #include "healthagg/quote.h"
 #include "healthagg/secrets.h"
 
 #include <llhttp.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 
 #define HTTP_EXPECT_MAX 16
 #define HTTP_BODY_MATCH_MAX 256
+#define HTTP_REGEX_MAX 1024
 
 typedef struct http_cfg {
     bool method_head; /* HEAD instead of GET */
@@ -28,6 +34,10 @@ typedef struct http_cfg {
     char expect_body[HTTP_BODY_MATCH_MAX]; /* substring the body must contain; "" = any */
     uint32_t max_response_bytes;           /* bytes read before the verdict is taken */
     ha_secret_map headers;                 /* extra request headers, values secret */
+    char body_regex_text[HTTP_REGEX_MAX];  /* expect_body_regex as written; "" = none */
+    regex_t body_regex;                    /* compiled once at load */
+    ha_json_conds json;                    /* expect_json; n == 0: none */
+    uint64_t warn_latency_ms;              /* 0 = off */
 } http_cfg;
 
 typedef struct http_state {
@@ -41,10 +51,22 @@ typedef struct http_state {
     size_t body_match_pos; /* KMP state over expect_body */
     bool body_matched;
     uint16_t *kmp; /* failure table for expect_body, owned */
+    /* The body, kept only when a regex or expect_json needs it: grown on demand up to
+     * max_response_bytes + 1 and kept across attempts, so steady state allocates nothing. */
+    char *body;
+    size_t body_len, body_cap;
+    bool body_oom; /* could not grow the buffer: the attempt is inconclusive */
 } http_state;
 
 static const char *const http_keys[] = {
-    "method", "expect_status", "expect_body", "max_response_bytes", "headers", NULL};
+    "method",      "expect_status",      "expect_body", "expect_body_regex",
+    "expect_json", "max_response_bytes", "headers",     "warn_latency",
+    NULL};
+
+static bool needs_body(const http_cfg *h)
+{
+    return h->body_regex_text[0] || h->json.n;
+}
 
 /* Headers that frame the exchange: healthagg sends one request and reads one answer on a
  * connection it closes, so these are its own to set. */
@@ -109,10 +131,45 @@ static int parse_headers(const ha_key_source *src, http_cfg *h)
     return 0;
 }
 
+/* expect_body_regex: POSIX ERE, compiled here once; errors quote regerror(). */
+static int parse_regex(const ha_key_source *src, http_cfg *h)
+{
+    char path[160];
+    int rc =
+        ha_key_string(src, "expect_body_regex", h->body_regex_text, sizeof(h->body_regex_text));
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    ha_key_find(src, "expect_body_regex", path, sizeof(path));
+    if (!h->body_regex_text[0])
+        return ha_key_error(src, "%s: empty; leave it out to accept any body", path);
+    int err = regcomp(&h->body_regex, h->body_regex_text, REG_EXTENDED | REG_NOSUB | REG_NEWLINE);
+    if (err != 0) {
+        char why[128], shown[96];
+        regerror(err, &h->body_regex, why, sizeof(why));
+        ha_quote(shown, sizeof(shown), h->body_regex_text, strlen(h->body_regex_text));
+        h->body_regex_text[0] = '\0'; /* nothing compiled: free_cfg must not regfree */
+        return ha_key_error(src, "%s: \"%s\" is not a valid POSIX extended regex: %s", path, shown,
+                            why);
+    }
+    return 0;
+}
+
+static int parse_json_conds(const ha_key_source *src, http_cfg *h)
+{
+    char path[160];
+    const cJSON *v = ha_key_find(src, "expect_json", path, sizeof(path));
+    if (!v)
+        return 0;
+    return ha_json_conds_parse(v, path, &h->json, src->err, src->errlen);
+}
+
 static void http_free_cfg(void *cfg)
 {
     http_cfg *h = cfg;
     ha_secret_map_free(&h->headers);
+    if (h->body_regex_text[0])
+        regfree(&h->body_regex);
+    ha_json_conds_free(&h->json);
 }
 
 static int http_parse(ha_check_config *c, const ha_key_source *src)
@@ -139,13 +196,18 @@ static int http_parse(ha_check_config *c, const ha_key_source *src)
     if (ha_key_uint(src, "max_response_bytes", 256, 16 * 1024 * 1024, &n) < 0)
         return -1;
     h->max_response_bytes = n;
-    if (parse_headers(src, h) != 0)
+    if (parse_headers(src, h) != 0 || parse_regex(src, h) != 0 || parse_json_conds(src, h) != 0)
         return -1;
-    if (h->method_head && h->expect_body[0])
-        return ha_key_error(src,
-                            "%s.expect_body: a HEAD response has no body; use \"method\": "
-                            "\"GET\" (check \"%s\")",
-                            src->path, c->name);
+    if (ha_key_duration(src, "warn_latency", &h->warn_latency_ms) < 0)
+        return -1;
+    static const char *const body_keys[] = {"expect_body", "expect_body_regex", "expect_json"};
+    bool has[] = {h->expect_body[0] != '\0', h->body_regex_text[0] != '\0', h->json.n > 0};
+    for (size_t i = 0; h->method_head && i < sizeof(has) / sizeof(has[0]); i++)
+        if (has[i])
+            return ha_key_error(src,
+                                "%s.%s: a HEAD response has no body; use \"method\": "
+                                "\"GET\" (check \"%s\")",
+                                src->path, body_keys[i], c->name);
     return 0;
 }
 
@@ -165,7 +227,12 @@ static void http_describe(const ha_check_config *c, cJSON *out)
     }
     if (h->expect_body[0])
         cJSON_AddStringToObject(out, "expect_body", h->expect_body);
+    if (h->body_regex_text[0])
+        cJSON_AddStringToObject(out, "expect_body_regex", h->body_regex_text);
+    ha_json_conds_describe(&h->json, "expect_json", out);
     cJSON_AddNumberToObject(out, "max_response_bytes", h->max_response_bytes);
+    if (h->warn_latency_ms)
+        cJSON_AddNumberToObject(out, "warn_latency_ms", (double)h->warn_latency_ms);
     ha_secret_map_describe(&h->headers, "headers", out);
 }
 
@@ -195,11 +262,39 @@ static int on_headers_complete(llhttp_t *parser)
     return h->method_head || status == 204 || status == 304 ? 1 : 0;
 }
 
+/* Appends to the kept body. http_on_data feeds llhttp at most max_response_bytes in all, so
+ * the body never outgrows max_response_bytes (+1 for the NUL regexec needs). */
+static void keep_body(http_state *s, const http_cfg *h, const char *at, size_t len)
+{
+    size_t limit = (size_t)h->max_response_bytes + 1;
+    if (s->body_len + len + 1 > s->body_cap && s->body_cap < limit) {
+        size_t cap = s->body_cap ? s->body_cap : 4096;
+        while (cap < s->body_len + len + 1 && cap < limit)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        char *grown = realloc(s->body, cap);
+        if (!grown) {
+            s->body_oom = true;
+            return;
+        }
+        s->body = grown;
+        s->body_cap = cap;
+    }
+    if (len > s->body_cap - 1 - s->body_len) /* cannot happen (see above); never overflow */
+        len = s->body_cap - 1 - s->body_len;
+    memcpy(s->body + s->body_len, at, len);
+    s->body_len += len;
+}
+
 static int on_body(llhttp_t *parser, const char *at, size_t len)
 {
     ha_probe *p = parser->data;
     http_state *s = p->type_state;
-    const char *needle = ((const http_cfg *)p->cfg->type_cfg)->expect_body;
+    const http_cfg *h = p->cfg->type_cfg;
+    if (needs_body(h) && !s->body_oom)
+        keep_body(s, h, at, len);
+    const char *needle = h->expect_body;
     if (!needle[0] || s->body_matched)
         return 0;
     size_t m = strlen(needle), q = s->body_match_pos;
@@ -256,6 +351,40 @@ static void http_finish(ha_probe *p, bool ok, int status, const char *fmt, ...)
     ha_probe_finish(p, ok, status, "%s", reason);
 }
 
+/* expect_body_regex and expect_json on the kept body; false after finishing with the reason. */
+static bool body_conditions(ha_probe *p, http_state *s, const http_cfg *h, int status,
+                            bool truncated)
+{
+    if (s->body_oom) {
+        p->inconclusive = true; /* our memory, not the target's fault */
+        http_finish(p, false, status, "out of memory keeping the body (%zu bytes) for %s",
+                    s->body_len, h->json.n ? "expect_json" : "expect_body_regex");
+        return false;
+    }
+    const char *body = s->body ? s->body : "";
+    if (s->body)
+        s->body[s->body_len] = '\0'; /* regexec reads up to the first NUL */
+    if (h->body_regex_text[0] && regexec(&h->body_regex, body, 0, NULL, 0) != 0) {
+        char shown[64];
+        ha_quote(shown, sizeof(shown), h->body_regex_text, strlen(h->body_regex_text));
+        if (truncated)
+            http_finish(p, false, status,
+                        "body did not match regex \"%s\" in the first %u bytes (HTTP %d)", shown,
+                        h->max_response_bytes, status);
+        else
+            http_finish(p, false, status, "body did not match regex \"%s\" (HTTP %d)", shown,
+                        status);
+        return false;
+    }
+    char reason[HA_REASON_MAX];
+    if (h->json.n && !ha_json_conds_eval(&h->json, body, s->body_len, truncated,
+                                         h->max_response_bytes, reason, sizeof(reason))) {
+        http_finish(p, false, status, "%s", reason);
+        return false;
+    }
+    return true;
+}
+
 /* Status and body rules, once enough of the answer is in. */
 static void verdict(ha_probe *p, bool truncated)
 {
@@ -277,6 +406,13 @@ static void verdict(ha_probe *p, bool truncated)
             http_finish(p, false, status, "body did not match \"%s\" (HTTP %d)", shown, status);
         return;
     }
+    if (needs_body(h) && !body_conditions(p, s, h, status, truncated))
+        return;
+    /* Passing: slower than warn_latency is degraded (warn), still a pass. */
+    uint64_t ms = (uv_hrtime() - p->start_ns) / 1000000;
+    if (h->warn_latency_ms && ms > h->warn_latency_ms)
+        ha_probe_warn(p, "slow: %llums, over warn_latency %llums", (unsigned long long)ms,
+                      (unsigned long long)h->warn_latency_ms);
     http_finish(p, true, status, "HTTP %d", status);
 }
 
@@ -322,15 +458,15 @@ static void http_on_eof(ha_probe *p)
     if ((err == HPE_OK || err == HPE_PAUSED) && s->message_done) {
         verdict(p, false);
     } else if (!s->headers_done && s->after_interim) {
-        ha_probe_finish(p, false, 0,
-                        "connection closed after an interim HTTP %d, before the final response "
-                        "(%s)",
-                        s->interim_status, p->target);
+        http_finish(p, false, 0,
+                    "connection closed after an interim HTTP %d, before the final response "
+                    "(%s)",
+                    s->interim_status, p->target);
     } else if (!s->headers_done && s->interim_status) {
-        ha_probe_finish(p, false, 0,
-                        "connection closed mid-headers after %llu bytes, after an interim HTTP "
-                        "%d (%s)",
-                        (unsigned long long)p->bytes_read, s->interim_status, p->target);
+        http_finish(p, false, 0,
+                    "connection closed mid-headers after %llu bytes, after an interim HTTP "
+                    "%d (%s)",
+                    (unsigned long long)p->bytes_read, s->interim_status, p->target);
     } else if (!s->headers_done) {
         http_finish(p, false, 0, "connection closed mid-headers after %llu bytes (%s)",
                     (unsigned long long)p->bytes_read, p->target);
@@ -426,6 +562,8 @@ static void http_reset(ha_probe *p)
     s->after_interim = false;
     s->body_match_pos = 0;
     s->body_matched = false;
+    s->body_len = 0;
+    s->body_oom = false;
 }
 
 static void http_free(ha_probe *p)
@@ -435,6 +573,9 @@ static void http_free(ha_probe *p)
     s->request = NULL;
     free(s->kmp);
     s->kmp = NULL;
+    free(s->body);
+    s->body = NULL;
+    s->body_cap = 0;
 }
 
 const ha_check_type ha_check_http = {

@@ -29,6 +29,7 @@ enum {
     F_FAILURES,
     F_INCONCLUSIVE,
     F_CERT_EXPIRY, /* only checks whose TLS certificate was seen have a series */
+    F_DEGRADED,
     F_COUNT
 };
 
@@ -52,6 +53,9 @@ static const struct family {
     [F_CERT_EXPIRY] = {"healthagg_check_cert_expiry_timestamp_seconds", "gauge",
                        "Unix time the TLS peer certificate expires (notAfter, from the last full "
                        "handshake)."},
+    [F_DEGRADED] = {"healthagg_check_degraded", "gauge",
+                    "1 when the check passes but its last probe was degraded (slower than "
+                    "warn_latency, or a certificate near expiry): warn in /health."},
 };
 
 /* Lines of a family per check (healthagg_check_state has one per state). */
@@ -161,6 +165,9 @@ static void render_fragment(fragment *fr, const ha_check_config *c, const ha_che
         switch (f) {
         case F_UP:
             p[n++] = s->status == HA_CHECK_PASS ? '1' : '0';
+            break;
+        case F_DEGRADED:
+            p[n++] = ha_agg_degraded(s) ? '1' : '0';
             break;
         case F_LATENCY:
             n += put_fixed(p + n, s->last.latency_us, 6);

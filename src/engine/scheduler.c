@@ -58,6 +58,23 @@ static void log_transition(ha_context *ctx, size_t i, ha_check_status from)
     ha_log_emit(o);
 }
 
+/* A passing check's probes turned slow (warn_latency) or its certificate near expiry, or back. */
+static void log_degraded(ha_context *ctx, size_t i, bool degraded)
+{
+    const ha_check_config *c = &ctx->config.checks[i];
+    const ha_check_state *s = &ctx->states[i];
+    cJSON *o = ha_log_begin(degraded ? "warn" : "info", degraded ? "degraded" : "degraded_cleared");
+    if (o) {
+        cJSON_AddStringToObject(o, "check", c->name);
+        cJSON_AddStringToObject(o, "state", degraded ? "warn" : "pass");
+        cJSON_AddStringToObject(o, "reason", s->last.reason);
+        cJSON_AddNumberToObject(o, "latency_ms", (double)s->last.latency_us / 1000.0);
+        cJSON_AddBoolToObject(o, "critical", c->critical);
+        cJSON_AddBoolToObject(o, "enforced", ctx->config.enforce);
+    }
+    ha_log_emit(o);
+}
+
 static void on_batch(uv_prepare_t *h)
 {
     ha_context *ctx = h->data;
@@ -138,7 +155,12 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
         ha_enrich_result(ctx, rt->index, &enriched);
         r = &enriched;
     }
+    bool was_degraded = ha_agg_degraded(s);
     bool changed = ha_state_apply(s, &ctx->config.checks[rt->index], r, uv_now(&ctx->loop), wall);
+    bool degraded = ha_agg_degraded(s);
+    /* Entering degraded, or leaving it while still passing (a failure has its own line). */
+    if (degraded != was_degraded && (degraded || s->status == HA_CHECK_PASS))
+        log_degraded(ctx, rt->index, degraded);
     ha_history_record(&ctx->history, rt->index, wall, r, s->status);
     ha_agg_tracker_update(&ctx->tracker, rt->index, &ctx->config.checks[rt->index], s);
     if (changed) {

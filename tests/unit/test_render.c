@@ -207,6 +207,7 @@ static const char *ref_metrics(const ha_view *v)
         "healthagg_check_failures_total",
         "healthagg_check_probe_errors_total",
         "healthagg_check_cert_expiry_timestamp_seconds",
+        "healthagg_check_degraded",
     };
     static const char *help[] = {
         "gauge 1 when the check passes.",
@@ -220,6 +221,8 @@ static const char *ref_metrics(const ha_view *v)
         "counter Probes that failed on our side (no file descriptors or memory); not counted.",
         "gauge Unix time the TLS peer certificate expires (notAfter, from the last full "
         "handshake).",
+        "gauge 1 when the check passes but its last probe was degraded (slower than "
+        "warn_latency, or a certificate near expiry): warn in /health.",
     };
     ref_len = 0;
     ref_printf("# HELP healthagg_up 1 when the aggregate is pass or warn (the real verdict, also "
@@ -234,7 +237,7 @@ static const char *ref_metrics(const ha_view *v)
     for (int a = HA_AGG_STARTING; a <= HA_AGG_DRAINING; a++)
         ref_printf("healthagg_aggregate_state{state=\"%s\"} %d\n",
                    ha_agg_status_name((ha_agg_status)a), (int)v->agg == a);
-    for (int f = 0; f < 10; f++) {
+    for (int f = 0; f < 11; f++) {
         const char *type_end = strchr(help[f], ' ');
         ref_printf("# HELP %s %s\n# TYPE %s %.*s\n", names[f], type_end + 1, names[f],
                    (int)(type_end - help[f]), help[f]);
@@ -258,6 +261,11 @@ static const char *ref_metrics(const ha_view *v)
                 break;
             case 4:
                 ref_printf("%s{check=\"%s\"} %.3f\n", m, c, (double)s->last_success_wall_ms / 1e3);
+                break;
+            case 10:
+                ref_printf("%s{check=\"%s\"} %d\n", m, c,
+                           s->status == HA_CHECK_PASS && s->has_result && s->last.ok &&
+                               s->last.degraded);
                 break;
             case 9:
                 if (s->cert_not_after)
@@ -358,6 +366,9 @@ static void metrics_cached_matches_printf(void)
             s->transitions = rnd_value(0);
             s->failures_total = rnd_value(0);
             s->cert_not_after = rnd() % 3 ? 0 : (int64_t)rnd_value(0) * (rnd() % 5 ? 1 : -1);
+            s->has_result = rnd() % 4 != 0;
+            s->last.ok = rnd() % 3 != 0;
+            s->last.degraded = rnd() % 2;
             if (rnd() % 4)
                 s->probes_total++;
             else
