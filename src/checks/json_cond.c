@@ -266,9 +266,11 @@ static int parse_one(const cJSON *o, const char *where, ha_json_cond *c, char *e
     const cJSON *path = NULL, *opv = NULL;
     for (const cJSON *it = o->child; it; it = it->next) {
         for (const cJSON *prev = o->child; prev != it; prev = prev->next)
-            if (strcmp(prev->string, it->string) == 0)
-                return fail(err, errlen, "%s.%.64s: key appears twice; keep one", where,
-                            it->string);
+            if (strcmp(prev->string, it->string) == 0) {
+                char dup[72];
+                ha_quote(dup, sizeof(dup), it->string, strlen(it->string));
+                return fail(err, errlen, "%s.%s: key appears twice; keep one", where, dup);
+            }
         if (strcmp(it->string, "path") == 0) {
             path = it;
             continue;
@@ -485,8 +487,8 @@ bool ha_json_conds_eval(const ha_json_conds *c, const char *body, size_t len, bo
         return false;
     }
     if (!only_space(body + at, len - at)) {
-        while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' ||
-                            body[at] == '\r'))
+        while (at < len &&
+               (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r'))
             at++;
         cJSON_Delete(doc);
         not_json(body, len, at, "text after the document", truncated, cap, buf, buflen);
