@@ -144,7 +144,11 @@ int ha_json_path_parse(const char *text, ha_json_path *out, char *err, size_t er
             goto bad;
         }
     }
-    if (!(out->text = dup_key(text, tlen)))
+    /* As reasons show it: printable, valid UTF-8 (the config is checked to be UTF-8, but this
+     * parser also takes what the fuzzer gives it). */
+    char printable[HA_JSON_PATH_MAX_LEN * 4 + 8];
+    ha_printable(printable, sizeof(printable), text, tlen);
+    if (!(out->text = dup_key(printable, strlen(printable))))
         goto oom;
     return 0;
 oom:
