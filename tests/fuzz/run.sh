@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --seconds=*) seconds="${1#*=}"; shift ;;
     --total-seconds) total="$2"; shift 2 ;;
     --build-only) build_only=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     fuzz_*) targets="$targets $1"; shift ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
