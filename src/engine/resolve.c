@@ -352,12 +352,14 @@ int ha_resolve_blocking(const char *host, uint16_t port, int64_t deadline_ms, ha
         if (left <= 0)
             break;
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+        /* The bit tests by hand: c-ares's ARES_GETSOCK_WRITABLE shifts a signed 1 into the
+         * sign bit for the last socket, which is undefined behaviour. */
+        unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         nfds_t n = 0;
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                               (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+        for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = (short)((((bits >> i) & 1u) ? POLLIN : 0) |
+                               (((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u) ? POLLOUT : 0));
             if (!ev)
                 continue;
             pfd[n].fd = socks[i];

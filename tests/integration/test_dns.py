@@ -155,7 +155,10 @@ def hung_dns_does_not_starve_other_checks(ctx):
     worst = max(DNS.count(f"h{i}.hang.test") for i in range(30))
     expect(worst <= 12, f"queries for one hung name in ~4 s: {worst} (lookups pile up)")
     rss1 = rss_kb(ha.proc.p.pid)
-    expect(rss1 - rss0 < 1024, f"RSS grew from {rss0} kB to {rss1} kB in 3 s")
+    # Under ASan freed memory sits in quarantine, so RSS says nothing there (LeakSanitizer and
+    # valgrind cover leaks in that stage).
+    if "ASAN_OPTIONS" not in os.environ:
+        expect(rss1 - rss0 < 1024, f"RSS grew from {rss0} kB to {rss1} kB in 3 s")
     t = time.monotonic()
     ha.proc.p.send_signal(15)
     try:
