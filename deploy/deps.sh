@@ -9,7 +9,8 @@
 #   tests:  python3 (Debian's, for the integration tests), curl, valgrind, wrk (soak), nodejs + npm
 #           (the gRPC test server, tests/grpc/; skipped when `node` and `npm` are already on PATH,
 #           e.g. from another distribution of Node.js), openssl and nginx (the TLS peers),
-#           clang-14 + libclang-rt-14-dev (libFuzzer), plus the deploy checks' packages
+#           clang-14 + libclang-rt-14-dev (libFuzzer), redis-server and postgresql (the tcp://
+#           send/expect peers), prometheus (promtool checks /metrics), plus the deploy checks' packages
 #           (tests/deploy/deps.sh); bench/run.sh installs the benchmark peers itself
 #   --only "PKG ...": exactly these packages (how tests/deploy/deps.sh installs its own)
 set -eu
@@ -19,7 +20,8 @@ pkgs="gcc make cmake pkg-config libuv1-dev libcjson-dev libnghttp2-dev libc-ares
 if [ "${1:-}" = "--only" ]; then
   pkgs=$2
 elif [ "${1:-}" = "--tests" ]; then
-  pkgs="$pkgs python3 curl valgrind wrk clang-14 libclang-rt-14-dev openssl nginx"
+  pkgs="$pkgs python3 curl valgrind wrk clang-14 libclang-rt-14-dev openssl nginx redis-server
+        postgresql prometheus"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     pkgs="$pkgs nodejs npm"
   fi

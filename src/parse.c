@@ -342,3 +342,51 @@ int ha_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out, char
     *out = (unsigned)v;
     return 0;
 }
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int ha_parse_hex(const char *s, unsigned char *out, size_t cap, size_t *outlen, char *err,
+                 size_t errlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; s[i];) {
+        char c = s[i];
+        if (c == ' ' || c == '\t' || c == ':' || c == '-') {
+            if (n == 0 || !s[i + 1] || strchr(" \t:-", s[i + 1]))
+                return fail(err, errlen,
+                            "separator at offset %zu; separators (space, ':', '-') go only "
+                            "between byte pairs, one at a time",
+                            i);
+            i++;
+            continue;
+        }
+        int hi = hex_digit(c);
+        if (hi < 0)
+            return fail(err, errlen,
+                        "'%c' at offset %zu is not a hex digit; write bytes as pairs like "
+                        "\"0000000804d2162f\"",
+                        isprint((unsigned char)c) ? c : '?', i);
+        int lo = s[i + 1] ? hex_digit(s[i + 1]) : -1;
+        if (lo < 0)
+            return fail(err, errlen,
+                        "odd hex digit at offset %zu; every byte is two hex digits (\"0a\", "
+                        "not \"a\")",
+                        i);
+        if (n == cap)
+            return fail(err, errlen, "more than %zu bytes", cap);
+        out[n++] = (unsigned char)(hi << 4 | lo);
+        i += 2;
+    }
+    if (n == 0)
+        return fail(err, errlen, "no bytes; give pairs of hex digits like \"2b504f4e47\"");
+    *outlen = n;
+    return 0;
+}

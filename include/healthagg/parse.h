@@ -43,6 +43,11 @@ int ha_parse_status_range(const char *s, ha_status_range *out, char *err, size_t
 /* A decimal whole number in [min, max]. */
 int ha_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out, char *err,
                   size_t errlen);
+/* Hex bytes: pairs of hex digits ("0000000804d2162f", any case), optionally separated by
+ * spaces, tabs, ':' or '-' between pairs ("00 00 00 08", "de:ad"). At most `cap` bytes into
+ * out; *outlen gets how many. An empty string is an error (nothing to send or expect). */
+int ha_parse_hex(const char *s, unsigned char *out, size_t cap, size_t *outlen, char *err,
+                 size_t errlen);
 /* Writes "250ms", "5s", "2m" for logs; the shortest exact unit. */
 void ha_format_duration(uint64_t ms, char *buf, size_t len);
 /* Writes "HOST:PORT", bracketing IPv6. */

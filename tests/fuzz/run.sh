@@ -11,7 +11,7 @@
 #   --build-only  compile, don't run
 #   TARGET        fuzz_request, fuzz_http_response, fuzz_config, fuzz_quote, fuzz_grpc,
 #                 fuzz_image, fuzz_tls, fuzz_metadata,
-#                 fuzz_json_cond (default: all)
+#                 fuzz_json_cond, fuzz_tcp_answer (default: all)
 #
 # Needs clang-14 with libclang-rt-14-dev (libFuzzer), libuv1-dev, libcjson-dev, libnghttp2-dev,
 # zlib1g-dev and Debian's node-llhttp sources in /usr/share/llhttp; Mbed TLS is built by
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc fuzz_image fuzz_tls fuzz_metadata fuzz_json_cond"
+[ -n "$targets" ] || targets="fuzz_request fuzz_http_response fuzz_config fuzz_quote fuzz_grpc fuzz_image fuzz_tls fuzz_metadata fuzz_json_cond fuzz_tcp_answer"
 if [ -n "$total" ]; then
     n=$(echo $targets | wc -w)
     seconds=$((total / n))

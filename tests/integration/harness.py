@@ -120,8 +120,10 @@ def poll(fn, ok, timeout, what, interval=0.02):
 class Proc:
     """A child process whose stdout/stderr are collected line by line by reader threads."""
 
-    def __init__(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL):
+    def __init__(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL,
+                 stop_signal=None):
         self.name = name
+        self.stop_signal = stop_signal  # sent (and up to 10s waited for) before SIGKILL
         self.argv = argv
         self.json_lines = json_lines  # stdout must be JSON lines (the output guard)
         full_env = dict(os.environ)
@@ -189,6 +191,12 @@ class Proc:
         return rc
 
     def kill(self):
+        if self.p.poll() is None and self.stop_signal is not None:
+            self.p.send_signal(self.stop_signal)  # a database shuts down cleanly on it
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         if self.p.poll() is None:
             self.p.kill()
         try:
@@ -288,8 +296,9 @@ class Ctx:
         self.sockets = []
         self.cleanups = []
 
-    def spawn(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL):
-        p = Proc(name, argv, env, json_lines, stdin)
+    def spawn(self, name, argv, env=None, json_lines=False, stdin=subprocess.DEVNULL,
+              stop_signal=None):
+        p = Proc(name, argv, env, json_lines, stdin, stop_signal)
         self.procs.append(p)
         return p
 

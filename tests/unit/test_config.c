@@ -408,8 +408,57 @@ static void operator_keys(void)
                  "server.public_details: expected true or false", NULL);
 }
 
+static void tcp_keys(void)
+{
+    ha_config c;
+    char err[HA_ERR_MAX * 2] = "";
+    const char *json =
+        "{\"defaults\": {\"max_response_bytes\": 4096}, \"checks\": ["
+        " {\"name\": \"redis\", \"url\": \"tcp://127.0.0.1:6379\", \"send\": \"PING\\r\\n\", "
+        "\"expect\": \"+PONG\"},"
+        " {\"name\": \"pg\", \"url\": \"tcp://127.0.0.1:5432\", \"send_hex\": "
+        "\"00 00 00 08 04 d2 16 2f\", \"expect\": [\"S\", \"N\"]},"
+        " {\"name\": \"smtp\", \"url\": \"tcp://127.0.0.1:25\", \"expect_hex\": \"323230\", "
+        "\"max_response_bytes\": 3},"
+        " {\"name\": \"plain\", \"url\": \"tcp://127.0.0.1:1\"}]}";
+    CHECK(load_inline(json, &c, err, sizeof(err)) == 0);
+    if (c.n_checks == 4) {
+        CHECK_STR_CONTAINS(described(&c.checks[0]), "\"send\":\"PING\\r\\n\"");
+        CHECK_STR_CONTAINS(described(&c.checks[0]), "\"expect\":[\"+PONG\"]");
+        CHECK_STR_CONTAINS(described(&c.checks[0]), "\"max_response_bytes\":4096");
+        CHECK_STR_CONTAINS(described(&c.checks[1]), "\"send_hex\":\"00 00 00 08 04 d2 16 2f\"");
+        CHECK_STR_CONTAINS(described(&c.checks[1]), "\"expect\":[\"S\",\"N\"]");
+        CHECK_STR_CONTAINS(described(&c.checks[2]), "\"expect_hex\":[\"32 32 30\"]");
+        CHECK(strcmp(described(&c.checks[3]), "{\"type\":\"tcp\"}") == 0);
+        ha_config_free(&c);
+    } else {
+        fprintf(stderr, "  %s\n", err);
+    }
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"send_hex\": \"0g\"}]}",
+                 "checks[0].send_hex: odd hex digit at offset 0", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"send_hex\": \"zz\"}]}",
+                 "checks[0].send_hex: 'z' at offset 0 is not a hex digit", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"send\": \"a\", "
+                 "\"send_hex\": \"00\"}]}",
+                 "checks[0].send_hex: give either send or send_hex, not both", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"expect\": []}]}",
+                 "checks[0].expect: give one value or a list of 1 to 8", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"expect\": [\"a\", 5]}]}",
+                 "checks[0].expect[1]: expected a string, got a number", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"expect\": \"\"}]}",
+                 "checks[0].expect: empty", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"expect\": \"+PONG\", "
+                 "\"max_response_bytes\": 2}]}",
+                 "checks[0].expect: 5 bytes, more than max_response_bytes (2)", NULL);
+    expect_error("{\"checks\": [{\"url\": \"tcp://127.0.0.1:1\", \"max_age\": \"5s\"}]}",
+                 "checks[0].max_age: not a key of tcp checks", "send, send_hex, expect");
+    expect_error("{\"checks\": [{\"url\": \"http://127.0.0.1:1/\", \"send\": \"x\"}]}",
+                 "checks[0].send: not a key of http checks", NULL);
+}
+
 int main(void)
 {
+    tcp_keys();
     strictness();
     good_config();
     operator_keys();

@@ -1,4 +1,4 @@
-/* test_parse.c - durations, URLs, listen addresses, status ranges, whole numbers. */
+/* test_parse.c - durations, URLs, listen addresses, status ranges, whole numbers, hex bytes. */
 #include "healthagg/parse.h"
 #include "unit.h"
 
@@ -144,8 +144,50 @@ static void statuses(void)
     CHECK(ha_parse_uint("", 1, 10, &n, err, sizeof(err)) == -1);
 }
 
+static void hex(void)
+{
+    unsigned char b[16];
+    size_t n = 0;
+    char err[HA_ERR_MAX];
+    static const unsigned char ssl[] = {0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f};
+    CHECK(ha_parse_hex("0000000804d2162f", b, sizeof(b), &n, err, sizeof(err)) == 0);
+    CHECK(n == 8 && memcmp(b, ssl, 8) == 0);
+    CHECK(ha_parse_hex("00 00 00 08 04 D2 16 2F", b, sizeof(b), &n, err, sizeof(err)) == 0);
+    CHECK(n == 8 && memcmp(b, ssl, 8) == 0);
+    CHECK(ha_parse_hex("de:ad-Be\tEF", b, sizeof(b), &n, err, sizeof(err)) == 0);
+    CHECK(n == 4 && b[0] == 0xde && b[1] == 0xad && b[2] == 0xbe && b[3] == 0xef);
+    CHECK(ha_parse_hex("4e", b, sizeof(b), &n, err, sizeof(err)) == 0 && n == 1 && b[0] == 'N');
+    struct {
+        const char *in, *msg;
+    } bad[] = {
+        {"", "no bytes"},
+        {"abc", "odd hex digit at offset 2"},
+        {"a", "odd hex digit at offset 0"},
+        {"0g", "odd hex digit at offset 0"},
+        {"zz", "'z' at offset 0 is not a hex digit"},
+        {"00 0x", "odd hex digit at offset 3"},
+        {" 00", "separator at offset 0"},
+        {"00 ", "separator at offset 2"},
+        {"00  11", "separator at offset 2"},
+        {"0 0", "odd hex digit at offset 0"},
+        {"00112233445566778899aabbccddeeff00", "more than 16 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        n = 99;
+        CHECK(ha_parse_hex(bad[i].in, b, sizeof(b), &n, err, sizeof(err)) == -1);
+        CHECK(n == 99);
+        CHECK_STR_CONTAINS(err, bad[i].msg);
+    }
+    /* exactly the capacity fits */
+    CHECK(ha_parse_hex("00112233445566778899aabbccddeeff", b, sizeof(b), &n, err, sizeof(err)) ==
+          0);
+    CHECK(n == 16 && b[15] == 0xff);
+}
+
 int main(void)
 {
+    hex();
     durations();
     urls();
     listen_addrs();
