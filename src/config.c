@@ -205,6 +205,7 @@ static const char *const common_keys[] = {"name",
                                           "critical",
                                           "start_interval",
                                           "container",
+                                          "groups",
                                           NULL};
 
 /* Keys that identify one check, which "defaults" cannot set. */
@@ -231,6 +232,94 @@ static size_t list_keys(char *buf, size_t len, size_t off, const char *const *ke
         off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", keys[i]);
     }
     return off;
+}
+
+bool ha_group_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= HA_GROUP_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+/* "groups": a list of names (an empty list is none, to override "defaults"). */
+static int get_groups(const cJSON *v, const char *path, ha_check_config *c, errbuf e)
+{
+    if (!cJSON_IsArray(v))
+        return errf(e, "%s: expected a list of group names like [\"live\"], got %s", path,
+                    json_type_name(v));
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    if (n > HA_GROUPS_PER_CHECK)
+        return errf(e, "%s: %zu groups; a check may be in at most %d", path, n,
+                    HA_GROUPS_PER_CHECK);
+    size_t i = 0;
+    for (const cJSON *it = v->child; it; it = it->next, i++) {
+        if (!cJSON_IsString(it))
+            return errf(e, "%s[%zu]: expected a group name, got %s", path, i, json_type_name(it));
+        if (!ha_group_name_ok(it->valuestring)) {
+            char shown[48];
+            ha_quote(shown, sizeof(shown), it->valuestring, strlen(it->valuestring));
+            return errf(e, "%s[%zu]: \"%s\" is not a group name; use 1-%d letters, digits, _ - .",
+                        path, i, shown, HA_GROUP_NAME_MAX - 1);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->groups[j], it->valuestring) == 0)
+                return errf(e, "%s[%zu]: \"%s\" is listed twice; keep one", path, i,
+                            it->valuestring);
+        strcpy(c->groups[i], it->valuestring);
+    }
+    c->n_groups = (unsigned)n;
+    return 0;
+}
+
+int ha_config_group_find(const ha_config *c, const char *name, size_t len)
+{
+    for (size_t g = 0; g < c->n_groups; g++)
+        if (strlen(c->groups[g].name) == len && memcmp(c->groups[g].name, name, len) == 0)
+            return (int)g;
+    return -1;
+}
+
+/* The group table from every check's "groups": names in order of first mention, members,
+ * and each check's bit mask. */
+static int build_groups(ha_config *c, errbuf e)
+{
+    for (size_t i = 0; i < c->n_checks; i++) {
+        ha_check_config *k = &c->checks[i];
+        k->group_mask = 0;
+        for (unsigned j = 0; j < k->n_groups; j++) {
+            int g = ha_config_group_find(c, k->groups[j], strlen(k->groups[j]));
+            if (g < 0) {
+                if (c->n_groups == HA_MAX_GROUPS)
+                    return errf(e,
+                                "checks[%zu].groups: \"%s\" would be group number %d; at most %d "
+                                "distinct groups",
+                                i, k->groups[j], HA_MAX_GROUPS + 1, HA_MAX_GROUPS);
+                if (!c->groups && !(c->groups = calloc(HA_MAX_GROUPS, sizeof(*c->groups))))
+                    return errf(e, "groups: out of memory");
+                g = (int)c->n_groups++;
+                strcpy(c->groups[g].name, k->groups[j]);
+            }
+            k->group_mask |= 1ull << g;
+            c->groups[g].n_members++;
+        }
+    }
+    for (size_t g = 0; g < c->n_groups; g++) {
+        ha_group *gr = &c->groups[g];
+        if (!(gr->members = calloc(gr->n_members, sizeof(*gr->members))) ||
+            !(gr->member_bits = calloc((c->n_checks + 63) / 64, sizeof(uint64_t))))
+            return errf(e, "groups: out of memory");
+        gr->n_members = 0;
+        for (size_t i = 0; i < c->n_checks; i++)
+            if (c->checks[i].group_mask & (1ull << g)) {
+                gr->members[gr->n_members++] = i;
+                gr->member_bits[i / 64] |= 1ull << (i % 64);
+            }
+    }
+    return 0;
 }
 
 /* Unknown and duplicate keys of a check (row known) or of "defaults" (row NULL). */
@@ -286,6 +375,8 @@ static int apply_check_fields(const cJSON *obj, const char *path, ha_check_confi
             rc = get_uint(v, p, 1, 100, &c->success_threshold, e);
         } else if (strcmp(k, "critical") == 0) {
             rc = get_bool(v, p, &c->critical, e);
+        } else if (strcmp(k, "groups") == 0) {
+            rc = get_groups(v, p, c, e);
         } else if (strcmp(k, "name") == 0) {
             rc = get_string(v, p, c->name, sizeof(c->name), e);
             if (rc == 0 && c->name[0] == '\0')
@@ -835,7 +926,7 @@ static int validate(ha_config *c, errbuf e)
                         "(letters, digits, _ and -)",
                         i, k->container);
     }
-    return 0;
+    return build_groups(c, e);
 }
 
 int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_config *out,
@@ -941,6 +1032,13 @@ int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen
 
 void ha_config_free(ha_config *c)
 {
+    for (size_t g = 0; c->groups && g < c->n_groups; g++) {
+        free(c->groups[g].members);
+        free(c->groups[g].member_bits);
+    }
+    free(c->groups);
+    c->groups = NULL;
+    c->n_groups = 0;
     for (size_t i = 0; c->checks && i < c->n_checks; i++)
         ha_check_config_release(&c->checks[i]);
     free(c->checks);

@@ -56,7 +56,7 @@ static const char usage_serve[] =
     "Exit: 0 after SIGTERM/SIGINT; 2 on a bad config or flag, or a port that can't be bound.\n";
 
 static const char usage_probe[] =
-    "usage: healthagg probe [--url URL] [--timeout D] [--config FILE] [--mirror WHEN]\n"
+    "usage: healthagg probe [--url URL] [--group G] [--timeout D] [--config FILE] [--mirror WHEN]\n"
     "\n"
     "Asks the running sidecar's /readyz. Use it as the sidecar's ECS healthCheck:\n"
     "  \"command\": [\"CMD\", \"/healthagg\", \"probe\"]\n"
@@ -64,6 +64,8 @@ static const char usage_probe[] =
     "  --url URL       default: http://<listen>/readyz, where <listen> comes from\n"
     "                  $HEALTHAGG_LISTEN or the config (\"listen\"), like serve;\n"
     "                  0.0.0.0 becomes 127.0.0.1. Otherwise http://127.0.0.1:8099/readyz\n"
+    "  --group G       judge only the checks in group G (/readyz?group=G), e.g. \"live\"\n"
+    "                  for the ECS healthCheck, leaving dependencies to the load balancer\n"
     "  --timeout D     hard deadline for connect, send and receive (default 1s)\n"
     "  --config FILE   read \"listen\" from this config instead of the environment's\n"
     "  --mirror WHEN   never | failures (default) | always: also write the verdict as a\n"
@@ -225,7 +227,7 @@ static int cmd_serve(int argc, char **argv)
 /* probe: every problem exits 1 with one line on stdout, never 2. */
 static int cmd_probe(int argc, char **argv)
 {
-    const char *url = NULL, *timeout = NULL, *config = NULL, *mirror = NULL;
+    const char *url = NULL, *timeout = NULL, *config = NULL, *mirror = NULL, *group = NULL;
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(usage_probe, stdout);
@@ -238,6 +240,8 @@ static int cmd_probe(int argc, char **argv)
             r = flag_value(argc, argv, &i, "--config", &config);
         if (r == 0)
             r = flag_value(argc, argv, &i, "--mirror", &mirror);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--group", &group);
         if (r != 1) {
             printf("unhealthy: probe usage: unknown or incomplete flag \"%s\"; see 'healthagg "
                    "probe --help'\n",
@@ -255,6 +259,12 @@ static int cmd_probe(int argc, char **argv)
     ha_mirror_mode mirror_mode = HA_MIRROR_FAILURES;
     if (mirror && ha_mirror_parse(mirror, &mirror_mode) != 0) {
         printf("unhealthy: probe --mirror: \"%s\" is not one of never, failures, always\n", mirror);
+        return 1;
+    }
+    if (group && !ha_group_name_ok(group)) {
+        printf("unhealthy: probe --group: \"%.40s\" is not a group name (1-%d letters, digits, "
+               "_ - .)\n",
+               group, HA_GROUP_NAME_MAX - 1);
         return 1;
     }
     char derived[HA_HOST_MAX + 32];
@@ -288,6 +298,16 @@ static int cmd_probe(int argc, char **argv)
         ha_format_hostport(host, strchr(host, ':') != NULL, port, hp, sizeof(hp));
         snprintf(derived, sizeof(derived), "http://%s/readyz", hp);
         url = derived;
+    }
+    char grouped[HA_URL_TEXT_MAX + HA_GROUP_NAME_MAX + 8];
+    if (group) { /* the sidecar judges only that group's checks */
+        int n = snprintf(grouped, sizeof(grouped), "%s%cgroup=%s", url,
+                         strchr(url, '?') ? '&' : '?', group);
+        if (n < 0 || (size_t)n >= sizeof(grouped)) {
+            printf("unhealthy: probe --url: longer than %d bytes\n", HA_URL_TEXT_MAX);
+            return 1;
+        }
+        url = grouped;
     }
     return ha_cmd_probe(url, timeout_ms, mirror_mode, stdout);
 }

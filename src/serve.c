@@ -154,6 +154,11 @@ static void log_startup(const ha_context *ctx)
             cJSON_AddBoolToObject(lim, "public_details", c->public_details);
             cJSON_AddBoolToObject(lim, "details_loopback_only", ctx->server.guard_details);
         }
+        if (c->n_groups) {
+            cJSON *g = cJSON_AddArrayToObject(o, "groups");
+            for (size_t j = 0; g && j < c->n_groups; j++)
+                cJSON_AddItemToArray(g, cJSON_CreateString(c->groups[j].name));
+        }
         cJSON *arr = cJSON_AddArrayToObject(o, "checks");
         for (size_t i = 0; arr && i < c->n_checks; i++) {
             const ha_check_config *k = &c->checks[i];
@@ -172,6 +177,11 @@ static void log_startup(const ha_context *ctx)
             if (k->container[0])
                 cJSON_AddStringToObject(e, "container", k->container);
             cJSON_AddBoolToObject(e, "critical", k->critical);
+            if (k->n_groups) {
+                cJSON *g = cJSON_AddArrayToObject(e, "groups");
+                for (unsigned j = 0; g && j < k->n_groups; j++)
+                    cJSON_AddItemToArray(g, cJSON_CreateString(k->groups[j]));
+            }
             ha_check_describe(k, e);
             cJSON_AddItemToArray(arr, e);
         }
@@ -244,6 +254,7 @@ static void release(ha_context *ctx)
     ha_scheduler_free(ctx);
     ha_enrich_free(ctx);
     ha_cache_free(ctx);
+    ha_groups_free(ctx);
     ha_history_free(&ctx->history);
     if (uv_loop_close(&ctx->loop) != 0)
         fprintf(stderr, "healthagg: warning: event loop closed with handles still open\n");
@@ -298,7 +309,7 @@ int ha_cmd_serve(const ha_config_inputs *in)
     }
     ha_aggregate_summary(ctx->agg, ctx->config.checks, ctx->states, ctx->config.n_checks,
                          ctx->summary, sizeof(ctx->summary));
-    if (ha_cache_init(ctx) != 0) {
+    if (ha_groups_init(ctx) != 0 || ha_cache_init(ctx) != 0) {
         fprintf(stderr, "healthagg: out of memory rendering responses\n");
         release(ctx);
         return 2;

@@ -49,11 +49,12 @@ locals {
       start_period      = "30s"
     }
     checks = [
-      { name = "app", url = "http://127.0.0.1:8080/healthz", container = "app" },
-      # Non-critical: a hung proxy shows as warn in logs, /health and /metrics, and never
-      # gates the task (the proxy itself waits for healthagg HEALTHY: a critical check of it
-      # would deadlock).
-      { name = "proxy", url = "tcp://127.0.0.1:80", critical = false },
+      # "live": what the ECS health check (probe --group live) judges - the app itself.
+      { name = "app", url = "http://127.0.0.1:8080/healthz", container = "app", groups = ["live"] },
+      # Only in /readyz (a load balancer's health check): a hung proxy takes the task out of
+      # rotation but never gets it replaced. It is not in "live", so the proxy waiting for
+      # healthagg HEALTHY cannot deadlock.
+      { name = "proxy", url = "tcp://127.0.0.1:80" },
     ]
   }
 
@@ -99,9 +100,9 @@ resource "aws_ecs_task_definition" "app" {
         { name = "HEALTHAGG_CONFIG", value = jsonencode(local.healthagg_config) },
       ]
       # Exec form: the image has no shell. The only healthCheck of the task, so its verdict is
-      # the task's.
+      # the task's; it judges the "live" group only (the app), see the checks above.
       healthCheck = {
-        command     = ["CMD", "/healthagg", "probe"]
+        command     = ["CMD", "/healthagg", "probe", "--group", "live"]
         interval    = 10
         timeout     = 3
         retries     = 3

@@ -32,6 +32,9 @@ void ha_agg_probe_line(ha_agg_status s, bool enforce, const char *summary, char 
 bool ha_agg_degraded(const ha_check_state *s);
 ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
                            bool draining);
+/* The same over a subset: the n checks whose indices are in idx (a group's members). */
+ha_agg_status ha_aggregate_subset(const ha_check_config *cfg, const ha_check_state *st,
+                                  const size_t *idx, size_t n, bool draining);
 /* The one-line reason: "ok", "ok (warn: db: ...)", "app: HTTP 503", "starting: app: ...",
  * "draining". It is /readyz's body and what `probe` prints after "unhealthy: ". */
 void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const ha_check_state *st,
@@ -41,6 +44,12 @@ void ha_aggregate_summary(ha_agg_status agg, const ha_check_config *cfg, const h
 void ha_aggregate_summary_of(ha_agg_status agg, const ha_check_config *cfg,
                              const ha_check_state *st, size_t n, const uint64_t *only, char *buf,
                              size_t len);
+
+/* One group's verdict (config "groups"), kept like the task's. */
+typedef struct ha_group_state {
+    ha_agg_status agg;
+    char summary[HA_SUMMARY_MAX];
+} ha_group_state;
 
 /* The same verdict and summary kept incrementally (agg_tracker.c): each result moves its check
  * between a few classes and counters, so a batch of results costs O(results), not O(checks).

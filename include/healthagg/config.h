@@ -12,6 +12,9 @@
 #define HA_URL_TEXT_MAX 1100
 #define HA_MAX_CHECKS 4096
 #define HA_MAX_FLAG_CHECKS 64
+#define HA_GROUP_NAME_MAX 32 /* bytes of a group name, with the NUL */
+#define HA_GROUPS_PER_CHECK 8
+#define HA_MAX_GROUPS 64 /* distinct groups of a config: a check's membership is a bit mask */
 
 struct ha_scheme_row;
 
@@ -30,7 +33,18 @@ typedef struct ha_check_config {
     void *type_cfg;              /* owned: the type's parsed keys (ha_check_config_release) */
     void *transport_cfg;         /* owned: the transport's parsed keys, or NULL */
     char container[HA_NAME_MAX]; /* ECS task container this check watches; "" = none */
+    char groups[HA_GROUPS_PER_CHECK][HA_GROUP_NAME_MAX]; /* "groups", as configured */
+    unsigned n_groups;
+    uint64_t group_mask; /* bit g: a member of ha_config.groups[g] (set by validation) */
 } ha_check_config;
+
+/* A named subset of the checks ("groups" of each check): /readyz?group=G judges only these. */
+typedef struct ha_group {
+    char name[HA_GROUP_NAME_MAX];
+    size_t *members; /* owned: indices into checks, ascending */
+    size_t n_members;
+    uint64_t *member_bits; /* owned: bit i set for each member (ha_aggregate_summary_of) */
+} ha_group;
 
 /* Bounds on what clients of the health endpoint may cost us. */
 typedef struct ha_server_limits {
@@ -52,6 +66,8 @@ typedef struct ha_config {
     uint64_t still_unhealthy_every_ms; /* still_unhealthy log line period */
     ha_check_config *checks;           /* owned; ha_config_free releases it */
     size_t n_checks;
+    ha_group *groups; /* owned: every group any check names, in order of first mention */
+    size_t n_groups;
     char source[96]; /* where the JSON came from, for the startup log */
 } ha_config;
 
@@ -82,5 +98,9 @@ int ha_config_parse_json(const char *json, size_t len, const char *origin, ha_co
 int ha_config_listen_only(const ha_config_inputs *in, char *host, size_t hostlen, uint16_t *port,
                           char *err, size_t errlen);
 void ha_config_free(ha_config *c);
+/* The index of the group called name[0..len), or -1. */
+int ha_config_group_find(const ha_config *c, const char *name, size_t len);
+/* Whether `name` is a valid group name: 1-31 letters, digits, '_', '-', '.'. */
+bool ha_group_name_ok(const char *name);
 
 #endif

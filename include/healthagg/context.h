@@ -38,8 +38,18 @@ typedef struct ha_check_runtime {
 
 /* Rendered responses; /readyz is rebuilt as soon as a batch of results changes it, /health
  * and /metrics are marked dirty and rebuilt by their next reader (see cache.c for why). */
+/* One group's rendered responses: /readyz?group=G kept current like /readyz, /health?group=G
+ * re-rendered by its next reader like /health. */
+typedef struct ha_group_cache {
+    ha_response *readyz, *health, *health_history;
+    bool health_dirty, history_dirty;
+} ha_group_cache;
+
 typedef struct ha_cache {
     ha_response *livez_ok, *livez_stale, *readyz_stale;
+    ha_response *unknown_group;      /* 404 naming the known groups (text, for /readyz) */
+    ha_response *unknown_group_json; /* the same as health+json, for /health */
+    ha_group_cache *groups;          /* parallel to config.groups */
     ha_response *readyz, *health, *metrics, *health_history;
     ha_response *not_found, *bad_method, *bad_request, *too_large, *has_body, *forbidden;
     ha_response *busy;               /* 503 for a connection beyond max_connections, then closed */
@@ -57,6 +67,8 @@ struct ha_context {
     ha_agg_status agg;
     ha_agg_tracker tracker; /* counters agg follows from, updated per result */
     char summary[HA_SUMMARY_MAX];
+    ha_group_state *group_states; /* parallel to config.groups */
+    uint64_t groups_dirty;        /* groups with a new result since their last refresh */
     bool draining;
     bool stopping;
 
@@ -117,6 +129,18 @@ ha_response *ha_cache_health_history(ha_context *ctx);
 /* turns.c: measures each loop turn's work into ctx->loop_turn. */
 int ha_turns_start(ha_context *ctx);
 void ha_turns_stop(ha_context *ctx);
+
+/* groups.c: each group's verdict, recomputed for the groups that had results in a batch. */
+int ha_groups_init(ha_context *ctx); /* after the scheduler: every group starting */
+/* Recomputes the dirty groups (every group while draining), logs a `group` line when one's
+ * verdict changes, and hands changed /readyz?group= answers to the cache. */
+void ha_groups_refresh(ha_context *ctx);
+void ha_groups_free(ha_context *ctx);
+
+/* cache.c, per group */
+void ha_cache_group_changed(ha_context *ctx, size_t g, bool readyz_changed);
+ha_response *ha_cache_group_readyz(ha_context *ctx, size_t g);
+ha_response *ha_cache_group_health(ha_context *ctx, size_t g, bool history);
 
 /* report.c: what serve tells the log about the verdict, beyond single transitions. */
 int ha_report_init(ha_context *ctx);

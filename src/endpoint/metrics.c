@@ -334,6 +334,14 @@ ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v)
     for (int a = HA_AGG_STARTING; a <= HA_AGG_DRAINING; a++)
         appendf(&b, "healthagg_aggregate_state{state=\"%s\"} %d\n",
                 ha_agg_status_name((ha_agg_status)a), (int)v->agg == a);
+    if (v->n_groups) { /* at most 64 lines */
+        appendf(&b, "# HELP healthagg_group_up 1 when the group's checks are pass or warn (what "
+                    "/readyz?group=G answers 200 for, report-only aside).\n"
+                    "# TYPE healthagg_group_up gauge\n");
+        for (size_t g = 0; g < v->n_groups; g++)
+            appendf(&b, "healthagg_group_up{group=\"%s\"} %d\n", v->groups[g].name,
+                    ha_agg_ready(v->group_states[g].agg));
+    }
     for (int f = 0; f < F_COUNT; f++) {
         appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                 families[f].name, families[f].type);

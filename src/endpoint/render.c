@@ -179,9 +179,11 @@ ha_response *ha_render_health(const ha_view *v)
         !cJSON_AddStringToObject(root, "output", v->summary) ||
         !cJSON_AddStringToObject(root, "state", ha_agg_status_name(v->agg)) ||
         !cJSON_AddBoolToObject(root, "enforced", v->enforce) ||
+        (v->group && !cJSON_AddStringToObject(root, "group", v->group)) ||
         !(checks = cJSON_AddObjectToObject(root, "checks")))
         goto out;
-    for (size_t i = 0; i < v->n; i++) {
+    for (size_t j = 0; j < v->n; j++) {
+        size_t i = v->idx ? v->idx[j] : j;
         cJSON *arr = cJSON_AddArrayToObject(checks, v->cfg[i].name);
         cJSON *entry = arr ? health_check_entry(&v->cfg[i], &v->st[i]) : NULL;
         if (!entry)

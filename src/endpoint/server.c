@@ -23,7 +23,7 @@
 
 #define HA_CONN_QUEUE 3 /* +1 buffer for a closing head: libuv keeps 4 buffers inline */
 #define HA_CONN_RBUF 2048
-#define HA_PATH_BUF 64
+#define HA_PATH_BUF 128 /* "/health?group=<31 bytes>&history=1" and then some */
 #define HA_SWEEP_MS 250
 #define HA_FREE_POOL_MAX 256
 
@@ -183,6 +183,37 @@ static bool query_has(const char *path, size_t plen, const char *kv)
     return false;
 }
 
+/* The value of the query parameter `name` (the first one), or NULL; *len gets its length. */
+static const char *query_value(const char *path, size_t plen, const char *name, size_t *len)
+{
+    size_t kl = strlen(name);
+    const char *q = path + plen;
+    while (*q) {
+        q++; /* past '?' or '&' */
+        size_t n = strcspn(q, "&");
+        if (n > kl && q[kl] == '=' && memcmp(q, name, kl) == 0) {
+            *len = n - kl - 1;
+            return q + kl + 1;
+        }
+        q += n;
+    }
+    return NULL;
+}
+
+/* ?group=NAME: -1 when absent, else the group's index, or -2 for a name no check has (or one
+ * the path buffer may have cut: a prefix of a long name must not select a shorter group). */
+static int requested_group(ha_conn *c, size_t plen)
+{
+    size_t len;
+    const char *v = query_value(c->path, plen, "group", &len);
+    if (!v)
+        return -1;
+    if (c->path_truncated && v + len == c->path + c->path_len)
+        return -2;
+    int g = ha_config_group_find(&c->srv->ctx->config, v, len);
+    return g < 0 ? -2 : g;
+}
+
 static ha_response *route(ha_conn *c, bool *head)
 {
     ha_context *ctx = c->srv->ctx;
@@ -191,8 +222,12 @@ static ha_response *route(ha_conn *c, bool *head)
     if (c->path_truncated && plen == c->path_len)
         return ctx->cache.not_found;
 #define ROUTE_IS(lit) (plen == sizeof(lit) - 1 && memcmp(c->path, lit, plen) == 0)
-    if (ROUTE_IS("/readyz"))
-        return ha_cache_readyz(ctx);
+    if (ROUTE_IS("/readyz")) {
+        int g = plen == c->path_len ? -1 : requested_group(c, plen);
+        if (g == -2)
+            return ctx->cache.unknown_group;
+        return g >= 0 ? ha_cache_group_readyz(ctx, (size_t)g) : ha_cache_readyz(ctx);
+    }
     if (ROUTE_IS("/livez"))
         return ha_cache_livez(ctx);
     if (ROUTE_IS("/health") || ROUTE_IS("/metrics")) {
@@ -200,7 +235,14 @@ static ha_response *route(ha_conn *c, bool *head)
             return ctx->cache.forbidden;
         if (plen == sizeof("/metrics") - 1)
             return ha_cache_metrics(ctx);
-        if (query_has(c->path, plen, "history=1") || query_has(c->path, plen, "history=true"))
+        bool history =
+            query_has(c->path, plen, "history=1") || query_has(c->path, plen, "history=true");
+        int g = plen == c->path_len ? -1 : requested_group(c, plen);
+        if (g == -2)
+            return ctx->cache.unknown_group_json;
+        if (g >= 0)
+            return ha_cache_group_health(ctx, (size_t)g, history);
+        if (history)
             return ha_cache_health_history(ctx);
         return ha_cache_health(ctx);
     }

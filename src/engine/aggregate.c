@@ -49,10 +49,17 @@ bool ha_agg_degraded(const ha_check_state *s)
 ha_agg_status ha_aggregate(const ha_check_config *cfg, const ha_check_state *st, size_t n,
                            bool draining)
 {
+    return ha_aggregate_subset(cfg, st, NULL, n, draining);
+}
+
+ha_agg_status ha_aggregate_subset(const ha_check_config *cfg, const ha_check_state *st,
+                                  const size_t *idx, size_t n, bool draining)
+{
     if (draining)
         return HA_AGG_DRAINING;
     bool any_critical_fail = false, any_critical_starting = false, any_other_fail = false;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < n; j++) {
+        size_t i = idx ? idx[j] : j;
         any_other_fail |= ha_agg_degraded(&st[i]);
         if (cfg[i].critical) {
             any_critical_fail |= st[i].status == HA_CHECK_FAIL;

@@ -112,6 +112,7 @@ void ha_scheduler_refresh(ha_context *ctx)
         ha_log_emit(o);
     }
     ha_cache_results_changed(ctx, changed);
+    ha_groups_refresh(ctx);
     ha_report_verdict(ctx);
 }
 
@@ -163,6 +164,7 @@ static void on_probe_done(ha_probe *p, const ha_result *r)
         log_degraded(ctx, rt->index, degraded);
     ha_history_record(&ctx->history, rt->index, wall, r, s->status);
     ha_agg_tracker_update(&ctx->tracker, rt->index, &ctx->config.checks[rt->index], s);
+    ctx->groups_dirty |= ctx->config.checks[rt->index].group_mask;
     if (changed) {
         log_transition(ctx, rt->index, from);
         ha_report_transition(ctx, rt->index, from);

@@ -78,7 +78,15 @@ typedef struct lint {
     int sidecar; /* index of the healthagg container, -1 when none */
     ha_config cfg;
     bool cfg_ok;
+    const char *probe_group; /* `probe --group G` in the sidecar's health check, or NULL */
+    uint64_t gate_mask;      /* the checks that decide the sidecar's health: that group's bit */
 } lint;
+
+/* Whether check k decides what the sidecar's health check says (all checks, or its group). */
+static bool gates(const lint *l, const ha_check_config *k)
+{
+    return !l->probe_group || (k->group_mask & l->gate_mask);
+}
 
 static const cJSON *get(const cJSON *o, const char *key)
 {
@@ -582,8 +590,13 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
         const char *base = strrchr(argv0, '/');
         base = base ? base + 1 : argv0;
         bool probe = false;
-        for (a = cmd->child->next->next; a; a = a->next)
+        for (a = cmd->child->next->next; a; a = a->next) {
             probe = probe || strcmp(a->valuestring, "probe") == 0;
+            if (probe && strcmp(a->valuestring, "--group") == 0 && a->next)
+                l->probe_group = a->next->valuestring;
+            else if (probe && strncmp(a->valuestring, "--group=", 8) == 0)
+                l->probe_group = a->valuestring + 8;
+        }
         pathf(path, sizeof(path), "%s.healthCheck.command", s->path);
         if (strcmp(s->hc_kind, "CMD") != 0 || strcmp(base, "healthagg") != 0 || !probe)
             add(l, HA_SEV_ERROR, "sidecar-healthcheck", path,
@@ -629,6 +642,20 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
     }
     l->cfg_ok = true;
     check_network(l, s, path);
+    if (l->probe_group) {
+        int g = ha_config_group_find(&l->cfg, l->probe_group, strlen(l->probe_group));
+        if (g < 0) {
+            pathf(path, sizeof(path), "%s.healthCheck.command", s->path);
+            add(l, HA_SEV_ERROR, "sidecar-group", path,
+                "add \"groups\": [\"<the group>\"] to the checks it should judge, or fix the name",
+                "the health check asks `probe --group %s`, but no check of HEALTHAGG_CONFIG is in "
+                "group \"%s\": the sidecar answers 404 and every probe fails",
+                l->probe_group, l->probe_group);
+            l->probe_group = NULL; /* judge the rest as if it asked for every check */
+        } else {
+            l->gate_mask = 1ull << g;
+        }
+    }
 
     /* start-period: ECS gives up on the sidecar at startPeriod + retries x interval; healthagg
      * may need start_period + failure_threshold x interval to reach its first verdict. */
@@ -639,7 +666,7 @@ static void check_sidecar(lint *l, ctr *s, const hc_values *hv)
     for (size_t i = 0; i < l->cfg.n_checks; i++) {
         const ha_check_config *k = &l->cfg.checks[i];
         uint64_t t = k->start_period_ms + (uint64_t)k->failure_threshold * k->interval_ms;
-        if (k->critical && t > need_ms) {
+        if (k->critical && gates(l, k) && t > need_ms) {
             need_ms = t;
             worst = k;
         }
@@ -746,7 +773,7 @@ static void mark_probed(lint *l)
             if ((int)j == l->sidecar || !targets(l, k, &l->c[j]))
                 continue;
             l->c[j].probed = true;
-            if (k->critical)
+            if (k->critical && gates(l, k)) /* the health check ignores checks outside its group */
                 l->c[j].probed_critical = true;
         }
     }

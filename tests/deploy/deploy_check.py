@@ -58,10 +58,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}
 CONFIG_KEYS = {"listen", "defaults", "checks", "enforce", "history_size",
                "still_unhealthy_interval"}
 DEFAULTS_KEYS = {"interval", "timeout", "failure_threshold", "success_threshold", "start_period",
-                 "start_interval"}
+                 "start_interval", "groups"}
 CHECK_KEYS = DEFAULTS_KEYS | {"name", "url", "expect_status", "expect_body", "critical",
                               "headers", "method", "service", "metadata", "authority",
-                              "container"}
+                              "container", "send", "send_hex", "expect", "expect_hex", "max_age",
+                              "max_response_bytes"}
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 FARGATE_SIZES = {
     "256": [512, 1024, 2048],
@@ -81,7 +82,8 @@ RULES = """\
     image with a shell (never on a shell-less image; on others it needs dockerLabels
     {"healthagg.shell": "/bin/sh"}); the exec form's program is an absolute path (scratch images
     have no PATH to search)
-  - the healthagg sidecar: essential, health-checked with ["CMD", "/healthagg", "probe"],
+  - the healthagg sidecar: essential, health-checked with ["CMD", "/healthagg", "probe", ...]
+    (with `--group G`, only the checks in G decide its health, and G must exist),
     HEALTHAGG_CONFIG (if set) is valid JSON with known keys, its startPeriod covers the
     sidecar's own start_period
   - no container that healthagg probes waits (directly or through others) for healthagg HEALTHY:
@@ -172,10 +174,22 @@ def check_health_check(f, where, c, hc):
     return values
 
 
-def check_healthagg_config(f, where, text):
+def probe_group(cmd):
+    """The group a `probe` health check gates on (`--group G` / `--group=G`), or None."""
+    for i, a in enumerate(cmd or []):
+        if a == "--group" and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if isinstance(a, str) and a.startswith("--group="):
+            return a[len("--group="):]
+    return None
+
+
+def check_healthagg_config(f, where, text, group=None):
     """HEALTHAGG_CONFIG -> (list of (name, url) of its critical checks, start_period seconds or
     None). Non-critical checks are left out: a failing or starting one leaves the sidecar ready
-    (warn), so a container it probes may wait for healthagg HEALTHY without a deadlock."""
+    (warn), so a container it probes may wait for healthagg HEALTHY without a deadlock. With
+    `group` (the health check is `probe --group G`), only the checks in that group count: the
+    others never decide the sidecar's health, whatever they probe."""
     try:
         cfg = json.loads(text)
     except ValueError as e:
@@ -211,8 +225,16 @@ def check_healthagg_config(f, where, text):
         if name in names:
             f.add(where, "%s: duplicate check name %r" % (w, name))
         names.add(name)
+        groups = ch.get("groups", defaults.get("groups", []))
+        if group is not None and group not in (groups if isinstance(groups, list) else []):
+            continue
         if ch.get("critical", defaults.get("critical", True)) is not False:
             out.append((name, ch["url"]))
+    if group is not None and not any(
+            isinstance(ch, dict) and group in (ch.get("groups", defaults.get("groups", [])) or [])
+            for ch in checks):
+        f.add(where, "the healthCheck asks `probe --group %s`, but no check of HEALTHAGG_CONFIG "
+              "is in group %r: every probe would fail (404 unknown group)" % (group, group))
     sp = parse_duration(defaults.get("start_period", "0s"))
     sps = [parse_duration(ch.get("start_period")) for ch in checks
            if isinstance(ch, dict) and "start_period" in ch]
@@ -305,7 +327,8 @@ def semantic_check(td, where):
         env = {e.get("name"): e.get("value") for e in s.get("environment") or []}
         checks, start_period = [], None
         if "HEALTHAGG_CONFIG" in env:
-            checks, start_period = check_healthagg_config(f, sw, env["HEALTHAGG_CONFIG"] or "")
+            checks, start_period = check_healthagg_config(f, sw, env["HEALTHAGG_CONFIG"] or "",
+                                                          probe_group(cmd))
         sv = hc_values.get(s.get("name"))
         if sv and start_period and sv["startPeriod"] is not None and \
                 sv["startPeriod"] < start_period:
@@ -1159,6 +1182,17 @@ JSON_MUTATIONS = [
      lambda td: _container(td, "app").update(dependsOn=[
          {"containerName": "proxy", "condition": "START"}]),
      "deadlock"),
+    ("the proxy's check in the live group the health check gates on, while the proxy waits for "
+     "healthagg HEALTHY (deadlock)",
+     lambda td: _container(td, "healthagg")["environment"][0].update(
+         value=json.dumps({"listen": "127.0.0.1:8099", "checks": [
+             {"name": "app", "url": "http://127.0.0.1:8080/healthz", "groups": ["live"]},
+             {"name": "proxy", "url": "tcp://127.0.0.1:80", "groups": ["live"]}]})),
+     "deadlock: healthagg probes it (check proxy)"),
+    ("the health check gates on a group no check is in",
+     lambda td: _container(td, "healthagg")["healthCheck"].update(
+         command=["CMD", "/healthagg", "probe", "--group", "alive"]),
+     "no check of HEALTHAGG_CONFIG is in group 'alive'"),
     ("the sidecar without a healthCheck",
      lambda td: _container(td, "healthagg").pop("healthCheck"), "ECS would monitor nothing"),
     ("the sidecar not essential",
@@ -1193,7 +1227,8 @@ TEXT_MUTATIONS = {
         ("CloudFormation: the app waits for healthagg HEALTHY (deadlock)",
          "Condition: START", "Condition: HEALTHY", "deadlock"),
         ("CloudFormation: CMD-SHELL on the sidecar",
-         'Command: ["CMD", "/healthagg", "probe"]', 'Command: ["CMD-SHELL", "curl -f x"]',
+         'Command: ["CMD", "/healthagg", "probe", "--group", "live"]',
+         'Command: ["CMD-SHELL", "curl -f x"]',
          "has no shell"),
         ("CloudFormation: timeout above 60", "Timeout: 3", "Timeout: 61",
          "healthCheck.timeout: 61 is outside"),
@@ -1214,7 +1249,7 @@ TEXT_MUTATIONS = {
 
 COMPOSE_MUTATIONS = [
     ("compose: healthagg checked through a shell",
-     'test: ["CMD", "/healthagg", "probe"]',
+     'test: ["CMD", "/healthagg", "probe", "--group", "live"]',
      'test: ["CMD-SHELL", "curl -f http://localhost:8099/readyz || exit 1"]', "through a shell"),
     ("compose: nothing waits for healthagg healthy",
      "condition: service_healthy", "condition: service_started", "no service waits"),

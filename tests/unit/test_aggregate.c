@@ -263,8 +263,44 @@ static void tracker_long_summary(void)
     ha_agg_tracker_free(&t);
 }
 
+/* A group: the verdict over its members (ha_aggregate_subset) and the summary over its
+ * membership bitmap (ha_aggregate_summary_of), as groups.c keeps them. */
+static void subsets(void)
+{
+    char buf[HA_SUMMARY_MAX];
+    setup();
+    static const size_t live[] = {0}, ready[] = {0, 1}, deps[] = {1, 2};
+    const uint64_t live_bits = 1, ready_bits = 3, deps_bits = 6;
+    set(1, HA_CHECK_FAIL, "HTTP 503");
+    CHECK(ha_aggregate(cfgs, sts, N, false) == HA_AGG_FAIL);
+    CHECK(ha_aggregate_subset(cfgs, sts, live, 1, false) == HA_AGG_PASS);
+    CHECK(ha_aggregate_subset(cfgs, sts, ready, 2, false) == HA_AGG_FAIL);
+    ha_aggregate_summary_of(HA_AGG_FAIL, cfgs, sts, N, &ready_bits, buf, sizeof(buf));
+    CHECK(strcmp(buf, "cache: HTTP 503") == 0);
+    ha_aggregate_summary_of(HA_AGG_PASS, cfgs, sts, N, &live_bits, buf, sizeof(buf));
+    CHECK(strcmp(buf, "ok") == 0);
+    CHECK(ha_aggregate_subset(cfgs, sts, live, 1, true) == HA_AGG_DRAINING);
+    /* Only the non-critical db fails in a group that has it: warn, still ready. */
+    set(1, HA_CHECK_PASS, "HTTP 200");
+    set(2, HA_CHECK_FAIL, "timeout after 2000ms (connecting)");
+    CHECK(ha_aggregate_subset(cfgs, sts, deps, 2, false) == HA_AGG_WARN);
+    ha_aggregate_summary_of(HA_AGG_WARN, cfgs, sts, N, &deps_bits, buf, sizeof(buf));
+    CHECK(strcmp(buf, "ok (warn: db: timeout after 2000ms (connecting))") == 0);
+    CHECK(ha_aggregate_subset(cfgs, sts, live, 1, false) == HA_AGG_PASS);
+    /* Starting: only the group's own starting checks are named. */
+    set(0, HA_CHECK_STARTING, "connect: connection refused (127.0.0.1:8080)");
+    CHECK(ha_aggregate_subset(cfgs, sts, deps, 2, false) == HA_AGG_WARN);
+    CHECK(ha_aggregate_subset(cfgs, sts, ready, 2, false) == HA_AGG_STARTING);
+    ha_aggregate_summary_of(HA_AGG_STARTING, cfgs, sts, N, &ready_bits, buf, sizeof(buf));
+    CHECK(strcmp(buf, "starting: app: connect: connection refused (127.0.0.1:8080)") == 0);
+    /* The subset of every check is the whole fold. */
+    static const size_t all[] = {0, 1, 2};
+    CHECK(ha_aggregate_subset(cfgs, sts, all, 3, false) == ha_aggregate(cfgs, sts, N, false));
+}
+
 int main(void)
 {
+    subsets();
     rules();
     degraded();
     tracker_matches_fold();
