@@ -30,9 +30,9 @@ typedef struct ha_view {
     const ha_check_config *cfg;
     const ha_check_state *st;
     size_t n;
-    const size_t *idx;        /* a group's view: the n checks are cfg[idx[0..n)]; NULL: all */
-    const char *group;        /* that group's name (shown in /health), or NULL */
-    const ha_group *groups;   /* every group and its verdict, for /metrics */
+    const size_t *idx;      /* a group's view: the n checks are cfg[idx[0..n)]; NULL: all */
+    const char *group;      /* that group's name (shown in /health), or NULL */
+    const ha_group *groups; /* every group and its verdict, for /metrics */
     const ha_group_state *group_states;
     size_t n_groups;
     ha_agg_status agg;
