@@ -15,7 +15,9 @@
  * connection is closed plainly, not reset: the targets are databases and caches, which log
  * a reset as an error. */
 #include "healthagg/check.h"
+#include "healthagg/expand.h"
 #include "healthagg/quote.h"
+#include "healthagg/secrets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,8 @@ typedef struct tcp_bytes {
 typedef struct tcp_cfg {
     tcp_bytes send; /* len 0: send nothing */
     bool send_is_hex;
+    bool send_secret;      /* `send` used ${VAR}: never shown, and its values are scrubbed */
+    ha_secret_map secrets; /* only its scrub list: the variables' values (secrets.h) */
     tcp_bytes expect[TCP_EXPECT_ALTS];
     size_t n_expect; /* 0: connecting is enough */
     bool expect_is_hex;
@@ -88,6 +92,8 @@ static int parse_value(const ha_key_source *src, const cJSON *v, const char *pat
             return ha_key_error(src, "%s: out of memory", path);
         return 0;
     }
+    if (strstr(v->valuestring, "${"))
+        return ha_key_error(src, "%s: ${VAR} is for text keys (send); hex has no variables", path);
     unsigned char *buf = malloc(max);
     char msg[HA_ERR_MAX];
     size_t n = 0;
@@ -100,6 +106,56 @@ static int parse_value(const ha_key_source *src, const cJSON *v, const char *pat
     int rc = copy_bytes(out, buf, n);
     free(buf);
     return rc == 0 ? 0 : ha_key_error(src, "%s: out of memory", path);
+}
+
+/* Adds the value of every ${NAME} in `text` to the scrub list (values too short to be worth
+ * hiding, as secrets.h decides, are left out: they would redact ordinary words). */
+static int collect_secrets(tcp_cfg *t, const char *text)
+{
+    for (const char *p = strstr(text, "${"); p; p = strstr(p + 2, "${")) {
+        const char *end = strchr(p + 2, '}');
+        if (!end)
+            break;
+        char name[128];
+        size_t n = (size_t)(end - p - 2);
+        if (n == 0 || n >= sizeof(name))
+            continue;
+        memcpy(name, p + 2, n);
+        name[n] = '\0';
+        const char *val = getenv(name);
+        if (!val || strlen(val) < HA_SECRET_SCRUB_MIN)
+            continue;
+        char **grown = realloc(t->secrets.scrub, (t->secrets.n_scrub + 1) * sizeof(char *));
+        if (!grown)
+            return -1;
+        t->secrets.scrub = grown;
+        if (!(grown[t->secrets.n_scrub] = strdup(val)))
+            return -1;
+        t->secrets.n_scrub++;
+    }
+    return 0;
+}
+
+/* `send` with ${VAR}: expanded from the environment once, at load (ECS `secrets` arrive as
+ * environment variables: `AUTH ${REDIS_PASSWORD}`). The bytes are then a secret. */
+static int expand_send(const ha_key_source *src, tcp_cfg *t, const char *text, const char *path)
+{
+    char err[HA_ERR_MAX];
+    char *x = ha_expand_env(text, path, err, sizeof(err));
+    if (!x)
+        return ha_key_error(src, "%s", err);
+    size_t n = strlen(x);
+    int rc = 0;
+    if (n == 0)
+        rc = ha_key_error(src, "%s: empty once its variables are expanded", path);
+    else if (n > TCP_SEND_MAX)
+        rc = ha_key_error(src, "%s: longer than %d bytes once its variables are expanded", path,
+                          TCP_SEND_MAX);
+    else if (copy_bytes(&t->send, x, n) != 0 || collect_secrets(t, text) != 0)
+        rc = ha_key_error(src, "%s: out of memory", path);
+    t->send_secret = true;
+    free(x);
+    return rc;
 }
 
 /* Exactly one of `text_key`/`hex_key` (or neither); *found tells which, with its path. */
@@ -133,8 +189,12 @@ static int tcp_parse(ha_check_config *c, const ha_key_source *src)
     const cJSON *v = pick_one(src, "send", "send_hex", &t->send_is_hex, path, sizeof(path), &rc);
     if (rc != 0)
         return -1;
-    if (v && parse_value(src, v, path, t->send_is_hex, TCP_SEND_MAX, &t->send) != 0)
+    if (v && !t->send_is_hex && cJSON_IsString(v) && strstr(v->valuestring, "${")) {
+        if (expand_send(src, t, v->valuestring, path) != 0)
+            return -1;
+    } else if (v && parse_value(src, v, path, t->send_is_hex, TCP_SEND_MAX, &t->send) != 0) {
         return -1;
+    }
 
     v = pick_one(src, "expect", "expect_hex", &t->expect_is_hex, path, sizeof(path), &rc);
     if (rc != 0)
@@ -171,6 +231,7 @@ static void tcp_free_cfg(void *cfg)
     free(t->send.data);
     for (size_t i = 0; i < t->n_expect; i++)
         free(t->expect[i].data);
+    ha_secret_map_free(&t->secrets);
 }
 
 /* Hex of up to `max` bytes, "de ad be ef", with "..." when there are more. */
@@ -210,7 +271,9 @@ static cJSON *describe_value(const tcp_bytes *b, bool hex)
 static void tcp_describe(const ha_check_config *c, cJSON *out)
 {
     const tcp_cfg *t = c->type_cfg;
-    if (t->send.len)
+    if (t->send.len && t->send_secret)
+        cJSON_AddStringToObject(out, "send", HA_REDACTED);
+    else if (t->send.len)
         cJSON_AddItemToObject(out, t->send_is_hex ? "send_hex" : "send",
                               describe_value(&t->send, t->send_is_hex));
     if (t->n_expect) {
@@ -286,10 +349,16 @@ static void fail_mismatch(ha_probe *p, const char *prefix)
 {
     const tcp_cfg *t = p->cfg->type_cfg;
     const tcp_state *s = p->type_state;
-    char want[256], got[TCP_SHOW * 3];
+    char want[256], got[TCP_SHOW * 3], reason[HA_REASON_MAX];
     expected_text(t, want, sizeof(want));
     got_text(t, s, got, sizeof(got));
-    ha_probe_finish(p, false, 0, "%sexpected %s, got %s", prefix, want, got);
+    int n = snprintf(reason, sizeof(reason), "%sexpected %s, got %s", prefix, want, got);
+    if (n >= (int)sizeof(reason)) /* a long list of alternatives: cut on a character */
+        ha_utf8_trim_partial(reason);
+    /* A server may echo what it was sent ("unknown command 'AUTH ...'"): hide the secret. */
+    if (t->secrets.n_scrub)
+        ha_secret_scrub(&t->secrets, reason, sizeof(reason));
+    ha_probe_finish(p, false, 0, "%s", reason);
 }
 
 static void tcp_on_data(ha_probe *p, const char *data, size_t len)

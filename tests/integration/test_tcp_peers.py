@@ -87,6 +87,40 @@ def redis_requirepass(ctx):
 
 
 @test
+def redis_password_from_env(ctx):
+    """AUTH ${REDIS_PASSWORD}: expanded at load from the environment (ECS secrets), never shown:
+    not in the startup line, transitions, /health, /metrics, nor in a reason that echoes it."""
+    pw = "pw-from-secrets-manager-93b1"
+    r = Redis(ctx, password=pw)
+    url = f"tcp://127.0.0.1:{r.port}"
+    env = {"REDIS_PASSWORD": pw, "WRONG_PASSWORD": "not-the-password-77"}
+    ha = ctx.healthagg(["--config", config_file(ctx, [
+        {"name": "redis", "url": url, "send": "AUTH ${REDIS_PASSWORD}\r\nPING\r\n",
+         "expect": "+OK\r\n+PONG"},
+        {"name": "wrong", "url": url, "send": "AUTH ${WRONG_PASSWORD}\r\nPING\r\n",
+         "expect": "+OK\r\n+PONG"},
+        # Redis echoes an unknown command's arguments: the reason must not carry the secret.
+        {"name": "echo", "url": url, "send": "NOSUCHCMD ${REDIS_PASSWORD}\r\n",
+         "expect": "+OK"}])], env=env)
+    expect_eq(ha.startup["checks"][0]["send"], "<redacted>", "send shown in the startup line")
+    wait_state(ha, "redis", "pass")
+    e = wait_state(ha, "wrong", "fail")
+    expect(e["output"].startswith('expected "+OK\\r\\n+PONG", got "-WRONGPASS'), e["output"])
+    e = wait_state(ha, "echo", "fail")
+    expect("<redacted>" in e["output"] and pw not in e["output"],
+           f"an echoed secret is redacted: {e['output']}")
+    everything = "\n".join(ha.proc.lines)
+    for path in ("/health", "/metrics", "/health?history=1", "/readyz"):
+        everything += ha.get(path)[2].decode("utf-8", "replace")
+    for secret in (pw, "not-the-password-77"):
+        expect(secret not in everything, f"{secret!r} leaked into logs or endpoints")
+    r2 = cli(["validate", "--config", config_file(ctx, [
+        {"url": url, "send": "AUTH ${NOT_SET_ANYWHERE_X}\r\n", "expect": "+OK"}])])
+    expect(r2.rc == 2 and "checks[0].send" in r2.err and "NOT_SET_ANYWHERE_X" in r2.err,
+           f"an unset variable: {r2}")
+
+
+@test
 def postgres_ssl_request(ctx):
     pg = Postgres(ctx)
     url = f"tcp://127.0.0.1:{pg.port}"
