@@ -2,8 +2,9 @@
  * (src/check_http.c): arbitrary bytes from a "target", across split reads.
  *
  * Probes are set up once with ha_probe_init() for a few check configs (GET with the default
- * status rule, HEAD, expect_body with a small max_response_bytes, a self-overlapping
- * expect_body for the KMP table). Per input, one probe is armed the way ha_probe_start() arms
+ * status rule, HEAD, expect_body + expect_body_regex + expect_json + a header with a small
+ * max_response_bytes (the kept body at its cap; a reason never shows the header's value), a self-overlapping expect_body for the KMP
+ * table). Per input, one probe is armed the way ha_probe_start() arms
  * it (running, bytes_read = 0, the type's reset) but without a socket; the bytes are fed in
  * chunks through ha_probe_deliver (what the plain transport does with what the socket read),
  * and ha_probe_deliver_eof is called if no verdict was reached.
@@ -41,7 +42,10 @@ static const char config_json[] =
     "   \"timeout\": \"1s\", \"method\": \"HEAD\", \"expect_status\": [\"2xx\", 304]},"
     "  {\"name\": \"body\", \"url\": \"http://127.0.0.1:1/ready?x=1\", \"interval\": \"1h\","
     "   \"timeout\": \"1s\", \"expect_body\": \"\\\"status\\\":\\\"ok\\\"\","
-    "   \"max_response_bytes\": 256, \"expect_status\": [\"200-299\", 418]},"
+    "   \"max_response_bytes\": 256, \"expect_status\": [\"200-299\", 418],"
+    "   \"expect_body_regex\": \"^[{ ]*\\\"status\\\"\", \"expect_json\": ["
+    "   {\"path\": \"$.status\", \"equals\": \"ok\"}, {\"path\": \"$.n[-1]\", \"lt\": 5}],"
+    "   \"headers\": {\"X-Token\": \"tok-secret\"}},"
     "  {\"name\": \"kmp\", \"url\": \"http://[::1]:8080/\", \"interval\": \"1h\","
     "   \"timeout\": \"1s\", \"expect_body\": \"aabaabaaa\", \"max_response_bytes\": 1024}"
     "]}";
@@ -59,6 +63,8 @@ static void on_done(ha_probe *p, const ha_result *r)
         die("done called while the attempt is still marked running");
     if (memchr(r->reason, '\0', sizeof(r->reason)) == NULL || r->reason[0] == '\0')
         die("empty or unterminated reason");
+    if (p == &probes[2] && strstr(r->reason, "tok-secret"))
+        die("a header value in a reason");
     /* The variants' expect_status lists, mirrored: GET 200-399, HEAD 2xx/304, body 200-299/418,
      * kmp 200-399. */
     static const int lo[N_VARIANTS][2] = {{200, 200}, {200, 304}, {200, 418}, {200, 200}};
