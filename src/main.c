@@ -3,6 +3,7 @@
  * Exit codes: serve/validate use 2 for bad usage or config (a message names the field).
  * probe and check are health commands that Docker runs, and Docker reserves exit code 2, so
  * they report every problem, usage errors included, as 1 with a line on stdout. */
+#include "healthagg/check_type.h"
 #include "healthagg/commands.h"
 #include "healthagg/config.h"
 #include "healthagg/lint.h"
@@ -75,7 +76,8 @@ static const char usage_probe[] =
     "Prints one line on stdout: \"healthy\" or \"unhealthy: <reason>\"; nothing on stderr.\n";
 
 static const char usage_check[] =
-    "usage: healthagg check [--timeout D] [TLS flags] URL...\n"
+    "usage: healthagg check [--timeout D] [key flags] [TLS flags] URL...\n"
+    "       healthagg check --config FILE\n"
     "\n"
     "Probes each URL once (http://HOST:PORT/PATH: status 200-399 passes; tcp://HOST:PORT:\n"
     "a connection passes) and prints a line per URL. For images without a shell or curl:\n"
@@ -87,6 +89,14 @@ static const char usage_check[] =
     "  --server-name NAME         https: name to verify and send as SNI (default: URL host)\n"
     "  --insecure-skip-verify     https: accept any certificate\n"
     "  --client-cert FILE         https: client certificate (mTLS), with --client-key FILE\n"
+    "  --config FILE              run every check of a config file once, with its own keys\n"
+    "Key flags (each sets that config key for every URL whose type has it):\n"
+    "  --method GET|HEAD, --expect-status 200,3xx, --expect-body TEXT,\n"
+    "  --max-response-bytes N, --header 'Name: value' (repeatable)      http, https\n"
+    "  --send TEXT | --send-hex HEX, --expect TEXT | --expect-hex HEX\n"
+    "  (--expect repeatable: alternatives), --max-response-bytes N        tcp\n"
+    "  --max-age D                                                        file\n"
+    "  --service NAME, --authority HOST:PORT                              grpc, grpcs\n"
     "\n"
     "Exit: 0 when every URL passed, else 1 (never 2).\n";
 
@@ -371,28 +381,151 @@ static int check_tls_flags(const char *const *v, bool insecure, const char *cons
     return 0;
 }
 
+/* Per-check keys as `check` flags: each flag is one config key, applied (as "defaults") to
+ * every URL whose type has the key. */
+static const struct key_flag {
+    const char *flag, *key;
+    char kind; /* 's' string, 'n' number, 'l' comma-separated list, 'a' repeatable list,
+                  'h' repeatable "Name: value" into an object */
+} key_flags[] = {
+    {"--method", "method", 's'},           {"--expect-status", "expect_status", 'l'},
+    {"--expect-body", "expect_body", 's'}, {"--max-response-bytes", "max_response_bytes", 'n'},
+    {"--header", "headers", 'h'},          {"--send", "send", 's'},
+    {"--send-hex", "send_hex", 's'},       {"--expect", "expect", 'a'},
+    {"--expect-hex", "expect_hex", 'a'},   {"--max-age", "max_age", 's'},
+    {"--service", "service", 's'},         {"--authority", "authority", 's'},
+};
+#define N_KEY_FLAGS (sizeof(key_flags) / sizeof(key_flags[0]))
+
+/* Adds one flag's value to the defaults object; 0, or -1 after printing why. */
+static int add_key_flag(cJSON *d, const struct key_flag *f, const char *v)
+{
+    cJSON *cur = cJSON_GetObjectItemCaseSensitive(d, f->key);
+    switch (f->kind) {
+    case 's':
+        if (cur) {
+            printf("fail: check %s: given twice; keep one\n", f->flag);
+            return -1;
+        }
+        return cJSON_AddStringToObject(d, f->key, v) ? 0 : -1;
+    case 'n': {
+        char *end = NULL;
+        double x = strtod(v, &end);
+        if (cur || !*v || *end) {
+            printf("fail: check %s: expected one number, got \"%.40s\"\n", f->flag, v);
+            return -1;
+        }
+        return cJSON_AddNumberToObject(d, f->key, x) ? 0 : -1;
+    }
+    case 'l': {
+        if (cur) {
+            printf("fail: check %s: given twice; list the values once, comma-separated\n", f->flag);
+            return -1;
+        }
+        cJSON *arr = cJSON_AddArrayToObject(d, f->key);
+        for (const char *p = v; arr && *p;) {
+            size_t n = strcspn(p, ",");
+            char item[64];
+            snprintf(item, sizeof(item), "%.*s", (int)(n < 63 ? n : 63), p);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(item));
+            p += n + (p[n] == ',');
+        }
+        return arr ? 0 : -1;
+    }
+    case 'a':
+        if (!cur && !(cur = cJSON_AddArrayToObject(d, f->key)))
+            return -1;
+        cJSON_AddItemToArray(cur, cJSON_CreateString(v));
+        return 0;
+    case 'h': {
+        const char *colon = strchr(v, ':');
+        if (!colon || colon == v) {
+            printf("fail: check --header: expected \"Name: value\"\n");
+            return -1;
+        }
+        if (!cur && !(cur = cJSON_AddObjectToObject(d, f->key)))
+            return -1;
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - v < 127 ? colon - v : 127), v);
+        const char *val = colon + 1;
+        while (*val == ' ' || *val == '\t')
+            val++;
+        cJSON_AddItemToObject(cur, name, cJSON_CreateString(val));
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Every key set by a flag must be a key of at least one URL's type. */
+static int keys_apply(const cJSON *d, const char *const *urls, size_t n)
+{
+    for (const cJSON *k = d ? d->child : NULL; k; k = k->next) {
+        bool used = false;
+        for (size_t i = 0; i < n && !used; i++) {
+            ha_check_config c;
+            char err[HA_ERR_MAX];
+            memset(&c, 0, sizeof(c));
+            used = ha_check_parse_url(&c, urls[i], err, sizeof(err)) == 0 &&
+                   ha_row_has_key(c.row, k->string);
+        }
+        if (!used && strcmp(k->string, "tls") != 0) {
+            const char *flag = k->string;
+            for (size_t f = 0; f < N_KEY_FLAGS; f++)
+                if (strcmp(key_flags[f].key, k->string) == 0)
+                    flag = key_flags[f].flag;
+            printf("fail: check %s: no URL given is of a type that has \"%s\" (see 'healthagg "
+                   "check --help')\n",
+                   flag, k->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* check --config FILE: every check of the file once. */
+static int check_config_file(const char *path)
+{
+    ha_config_inputs in;
+    memset(&in, 0, sizeof(in));
+    in.config_path = path;
+    ha_config cfg;
+    char err[HA_ERR_MAX * 2];
+    if (ha_config_load(&in, &cfg, err, sizeof(err)) != 0) {
+        printf("fail: check %s\n", err);
+        return 1;
+    }
+    int rc = ha_cmd_check_config(&cfg, stdout);
+    ha_config_free(&cfg);
+    return rc;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    const char *timeout = NULL;
+    const char *timeout = NULL, *config = NULL;
     const char *tls[4] = {NULL, NULL, NULL, NULL}; /* ca-file, server-name, client-cert/key */
     bool insecure = false;
     const char **urls = calloc((size_t)argc, sizeof(*urls));
+    cJSON *keys = cJSON_CreateObject();
     size_t n = 0;
-    if (!urls) {
+    int rc = 1;
+    if (!urls || !keys) {
         printf("fail: out of memory\n");
-        return 1;
+        goto out;
     }
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(usage_check, stdout);
-            free(urls);
-            return 0;
+            rc = 0;
+            goto out;
         }
         if (strcmp(argv[i], "--insecure-skip-verify") == 0) {
             insecure = true;
             continue;
         }
         int r = flag_value(argc, argv, &i, "--timeout", &timeout);
+        if (r == 0)
+            r = flag_value(argc, argv, &i, "--config", &config);
         if (r == 0)
             r = flag_value(argc, argv, &i, "--ca-file", &tls[0]);
         if (r == 0)
@@ -401,34 +534,54 @@ static int cmd_check(int argc, char **argv)
             r = flag_value(argc, argv, &i, "--client-cert", &tls[2]);
         if (r == 0)
             r = flag_value(argc, argv, &i, "--client-key", &tls[3]);
+        for (size_t f = 0; r == 0 && f < N_KEY_FLAGS; f++) {
+            const char *v = NULL;
+            r = flag_value(argc, argv, &i, key_flags[f].flag, &v);
+            if (r == 1 && add_key_flag(keys, &key_flags[f], v) != 0)
+                goto out;
+        }
         if (r < 0 || (r == 0 && argv[i][0] == '-')) {
             printf("fail: check usage: unknown or incomplete flag \"%s\"; see 'healthagg check "
                    "--help'\n",
                    argv[i]);
-            free(urls);
-            return 1;
+            goto out;
         }
         if (r == 0)
             urls[n++] = argv[i];
     }
     uint64_t timeout_ms = 2000;
     char err[HA_ERR_MAX];
-    int rc;
     cJSON *defaults = NULL;
-    if (n == 0) {
+    if (config) {
+        if (n || timeout || keys->child || insecure || tls[0] || tls[1] || tls[2] || tls[3])
+            printf("fail: check --config runs the file's checks with their own settings; give "
+                   "URLs and flags, or --config alone\n");
+        else
+            rc = check_config_file(config);
+    } else if (n == 0) {
         printf("fail: check needs at least one URL, e.g. healthagg check "
-               "http://127.0.0.1:8080/healthz\n");
-        rc = 1;
+               "http://127.0.0.1:8080/healthz (or --config FILE)\n");
     } else if (timeout && (ha_parse_duration(timeout, &timeout_ms, err, sizeof(err)) != 0 ||
                            timeout_ms == 0)) {
         printf("fail: check --timeout: %s\n", timeout_ms == 0 ? "must be above 0" : err);
-        rc = 1;
-    } else if (check_tls_flags(tls, insecure, urls, n, &defaults) != 0) {
+    } else if (keys_apply(keys, urls, n) != 0 ||
+               check_tls_flags(tls, insecure, urls, n, &defaults) != 0) {
         rc = 1;
     } else {
+        if (keys->child) { /* the TLS flags' "tls" object joins the key flags */
+            if (defaults)
+                for (cJSON *t = defaults->child; t; t = defaults->child)
+                    cJSON_AddItemToObject(keys, t->string, cJSON_DetachItemViaPointer(defaults, t));
+            cJSON_Delete(defaults);
+            defaults = keys;
+            keys = NULL;
+        }
         rc = ha_cmd_check(urls, n, timeout_ms, defaults, stdout);
+        if (defaults != keys)
+            cJSON_Delete(defaults);
     }
-    cJSON_Delete(defaults);
+out:
+    cJSON_Delete(keys);
     free(urls);
     return rc;
 }

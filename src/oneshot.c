@@ -29,6 +29,104 @@ static void on_done(ha_probe *p, const ha_result *r)
         uv_stop(p->loop); /* don't wait for a lookup that outlived its attempt */
 }
 
+/* Runs the prepared probes of `all` (those with `inited`) to completion and prints a line per
+ * entry, labelled by labels[i]. Returns 0 iff every entry passed. */
+static int run_all(uv_loop_t *loop, ha_resolver *resolver, oneshot *all, size_t n, size_t remaining,
+                   const char *const *labels, FILE *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].inited)
+            ha_probe_start(&all[i].probe);
+    if (remaining > 0)
+        uv_run(loop, UV_RUN_DEFAULT); /* stops once every probe reported */
+    for (size_t i = 0; i < n; i++) {
+        oneshot *o = &all[i];
+        if (o->inited)
+            ha_probe_close(&o->probe);
+    }
+    ha_resolver_close(resolver); /* ends a lookup still in flight */
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < n; i++) {
+        oneshot *o = &all[i];
+        if (o->inited)
+            ha_probe_free(&o->probe);
+        if (!o->done || !o->result.ok)
+            rc = 1;
+        char shown[HA_URL_TEXT_MAX + HA_NAME_MAX]; /* may hold any bytes: print them safely */
+        ha_printable(shown, sizeof(shown), labels[i], strlen(labels[i]));
+        fprintf(out, "%s %s: %s", o->result.ok ? "pass" : "fail", shown,
+                o->done ? o->result.reason : "no result");
+        if (o->inited && o->done)
+            fprintf(out, " (%.1f ms)", (double)o->result.latency_us / 1000.0);
+        fputc('\n', out);
+    }
+    fflush(out);
+    return rc;
+}
+
+/* Prepares one probe for c; on failure the entry is done with the reason. */
+static void prepare(uv_loop_t *loop, ha_resolver **resolver, oneshot *o, const ha_check_config *c,
+                    size_t *remaining)
+{
+    char err[HA_ERR_MAX];
+    o->remaining = remaining;
+    ha_addr_list lit;
+    if (!*resolver && c->row->transport &&
+        !ha_addr_literal(c->url.host, c->url.host_is_ipv6, 1, &lit) &&
+        !(*resolver = ha_resolver_new(loop, err, sizeof(err)))) {
+        o->done = true;
+        snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
+        return;
+    }
+    int e = ha_probe_init(&o->probe, loop, *resolver, c, on_done, o);
+    if (e != 0) {
+        o->done = true;
+        snprintf(o->result.reason, sizeof(o->result.reason), "%s", uv_strerror(e));
+        return;
+    }
+    o->inited = true;
+    (*remaining)++;
+}
+
+int ha_cmd_check_config(const ha_config *cfg, FILE *out)
+{
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(out, "fail: cannot start an event loop\n");
+        return 1;
+    }
+    size_t n = cfg->n_checks;
+    oneshot *all = calloc(n, sizeof(*all));
+    char **labels = calloc(n, sizeof(*labels));
+    int rc = 1;
+    if (!all || !labels) {
+        fprintf(out, "fail: out of memory\n");
+        goto out;
+    }
+    size_t remaining = 0;
+    ha_resolver *resolver = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const ha_check_config *c = &cfg->checks[i];
+        size_t l = strlen(c->name) + strlen(c->url_text) + 2;
+        if (!(labels[i] = malloc(l))) {
+            fprintf(out, "fail: out of memory\n");
+            goto out;
+        }
+        snprintf(labels[i], l, "%s %s", c->name, c->url_text);
+        prepare(&loop, &resolver, &all[i], c, &remaining);
+    }
+    rc = run_all(&loop, resolver, all, n, remaining, (const char *const *)labels, out);
+out:
+    for (size_t i = 0; labels && i < n; i++)
+        free(labels[i]);
+    free(labels);
+    free(all);
+    uv_loop_close(&loop);
+    return rc;
+}
+
 int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, const cJSON *defaults,
                  FILE *out)
 {
@@ -63,53 +161,24 @@ int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms, const c
             ha_check_parse_keys(c, &src) != 0) {
             o->done = true;
             o->result.ok = false;
-            snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
+            /* Keys from flags arrive as "defaults": name the flag (--expect-status), not that. */
+            if (strncmp(err, "defaults.", 9) == 0) {
+                char flag[64];
+                size_t k = strcspn(err + 9, ".[: ");
+                snprintf(flag, sizeof(flag), "--%.*s", (int)(k < 60 ? k : 60), err + 9);
+                for (char *q = flag + 2; *q; q++)
+                    if (*q == '_')
+                        *q = '-';
+                snprintf(o->result.reason, sizeof(o->result.reason), "%.60s%.120s", flag,
+                         err + 9 + k);
+            } else {
+                snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
+            }
             continue;
         }
-        ha_addr_list lit;
-        if (!resolver && c->row->transport &&
-            !ha_addr_literal(c->url.host, c->url.host_is_ipv6, 1, &lit) &&
-            !(resolver = ha_resolver_new(&loop, err, sizeof(err)))) {
-            o->done = true;
-            snprintf(o->result.reason, sizeof(o->result.reason), "%.190s", err);
-            continue;
-        }
-        int e = ha_probe_init(&o->probe, &loop, resolver, c, on_done, o);
-        if (e != 0) {
-            o->done = true;
-            snprintf(o->result.reason, sizeof(o->result.reason), "%s", uv_strerror(e));
-            continue;
-        }
-        o->inited = true;
-        remaining++;
+        prepare(&loop, &resolver, o, c, &remaining);
     }
-    for (size_t i = 0; i < n; i++)
-        if (all[i].inited)
-            ha_probe_start(&all[i].probe);
-    if (remaining > 0)
-        uv_run(&loop, UV_RUN_DEFAULT); /* stops once every probe reported */
-    for (size_t i = 0; i < n; i++) {
-        oneshot *o = &all[i];
-        if (o->inited)
-            ha_probe_close(&o->probe);
-    }
-    ha_resolver_close(resolver); /* ends a lookup still in flight */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < n; i++) {
-        oneshot *o = &all[i];
-        if (o->inited)
-            ha_probe_free(&o->probe);
-        if (!o->done || !o->result.ok)
-            rc = 1;
-        char shown[HA_URL_TEXT_MAX]; /* the URL as typed may hold any bytes: print them safely */
-        ha_printable(shown, sizeof(shown), urls[i], strlen(urls[i]));
-        fprintf(out, "%s %s: %s", o->result.ok ? "pass" : "fail", shown,
-                o->done ? o->result.reason : "no result");
-        if (o->inited && o->done)
-            fprintf(out, " (%.1f ms)", (double)o->result.latency_us / 1000.0);
-        fputc('\n', out);
-    }
-    fflush(out);
+    rc = run_all(&loop, resolver, all, n, remaining, urls, out);
     for (size_t i = 0; i < n; i++)
         ha_check_config_release(&all[i].cfg);
     free(all);

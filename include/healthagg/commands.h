@@ -18,6 +18,8 @@ int ha_cmd_probe(const char *url, uint64_t timeout_ms, ha_mirror_mode mirror, FI
 /* oneshot.c: probe targets once, no daemon. 0 iff all pass, else 1. `defaults` (may be NULL)
  * is read like a config's "defaults" object: how the TLS flags reach https:// checks. */
 struct cJSON;
+/* oneshot.c: every check of a loaded config once, each with its own keys and timeout. */
+int ha_cmd_check_config(const ha_config *cfg, FILE *out);
 int ha_cmd_check(const char *const *urls, size_t n, uint64_t timeout_ms,
                  const struct cJSON *defaults, FILE *out);
 

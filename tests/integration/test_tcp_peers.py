@@ -220,6 +220,41 @@ def hostile_answers(ctx):
 
 
 @test
+def check_command_flags_and_config(ctx):
+    """`healthagg check` takes the per-check keys as flags and runs a whole --config once;
+    every problem exits 1 (never 2)."""
+    r = Redis(ctx)
+    url = f"tcp://127.0.0.1:{r.port}"
+    res = cli(["check", "--send", "PING\r\n", "--expect", "+PONG", url])
+    expect(res.rc == 0 and res.out.startswith(f'pass {url}: answer starts with "+PONG"'), f"{res}")
+    res = cli(["check", "--send-hex", "50494e470d0a", "--expect", "+OK", "--expect", "-ERR", url])
+    expect(res.rc == 1 and 'expected "+OK" or "-ERR", got "+PONG"' in res.out, f"{res}")
+    res = cli(["check", "--max-age", "5s", url])
+    expect(res.rc == 1 and res.out.startswith("fail: check --max-age: no URL given") and
+           not res.err, f"a key no URL has: {res}")
+    res = cli(["check", "--send-hex", "zz", url])
+    expect(res.rc == 1 and "--send-hex: 'z' at offset 0 is not a hex digit" in res.out,
+           f"bad hex names the flag: {res}")
+    d = tempfile.mkdtemp(prefix="healthagg-check-")
+    ctx.on_cleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
+    beat = os.path.join(d, "beat")
+    open(beat, "w").close()
+    path = config_file(ctx, [
+        {"name": "redis", "url": url, "send": "PING\r\n", "expect": "+PONG"},
+        {"name": "beat", "url": "file://" + beat, "max_age": "1m"}])
+    res = cli(["check", "--config", path])
+    lines = res.out.splitlines()
+    expect(res.rc == 0 and len(lines) == 2 and lines[0].startswith(f"pass redis {url}: ") and
+           lines[1].startswith(f"pass beat file://{beat}: fresh: "), f"check --config: {res}")
+    os.unlink(beat)
+    res = cli(["check", "--config", path])
+    expect(res.rc == 1 and f"fail beat file://{beat}: no such file: {beat}" in res.out, f"{res}")
+    for bad in (["--config", "/nonexistent.json"], ["--config", path, url], ["--expect"]):
+        res = cli(["check"] + bad)
+        expect(res.rc == 1 and res.out.startswith("fail") and not res.err, f"check {bad}: {res}")
+
+
+@test
 def config_errors_name_the_field(ctx):
     cases = [
         ({"url": "tcp://127.0.0.1:1", "send_hex": "00 0"}, "checks[0].send_hex: odd hex digit"),
