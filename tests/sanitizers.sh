@@ -11,7 +11,8 @@
 #    and check type run once more with healthagg behind tests/sanitizers-wrap.py, so that every
 #    healthagg exits through SIGTERM and LeakSanitizer checks it at exit.
 # 2. valgrind: a representative set of integration tests (every endpoint, http and tcp checks,
-#    the CLI, shutdown) with build/healthagg under
+#    the CLI, shutdown, and the grpc:// and grpcs:// checks of tests/grpc/test_grpc_check.py
+#    against the real Node gRPC server) with build/healthagg under
 #      valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
 #    via the same wrapper (harness.py is given the wrapper as --healthagg). Any valgrind error
 #    or definite/indirect leak in any process fails the run.
@@ -79,6 +80,7 @@ run_integration() {
     name=$1 ha=$2 app=$3 log=$4 label=$5
     shift 5
     file="$root/tests/integration/test_$name.py"
+    case $name in */*) file="$root/tests/$name.py" ;; esac # another directory's test file
     echo "-- integration.$name with $ha"
     if [ $# -eq 0 ]; then
         timeout 900 "$py" "$file" --healthagg "$ha" --testapp "$app" > "$log" 2>&1
@@ -168,6 +170,16 @@ if [ "$do_vg" = 1 ]; then
         run_integration "$t" "$vg/healthagg" "$build/tests/testapp/testapp" "$vg/test-$t.log" \
             valgrind $([ "$t" = cli ] && echo $VG_SKIP)
     done
+    # grpc:// and grpcs:// checks against the real Node gRPC server (its npm packages installed
+    # by tests/grpc/setup.sh into the build directory, as ctest's grpc.npm_install does).
+    if sh "$root/tests/grpc/setup.sh" "$build/tests/grpc/peer" > "$vg/grpc-setup.log" 2>&1; then
+        HA_GRPC_PEER="$build/tests/grpc/peer"
+        export HA_GRPC_PEER
+        run_integration grpc/test_grpc_check "$vg/healthagg" "$build/tests/testapp/testapp" \
+            "$vg/test-grpc.log" valgrind
+    else
+        echo "   SKIPPED: grpc checks under valgrind: $(tail -n 1 "$vg/grpc-setup.log")"
+    fi
     wait_children "$vg/pids"
     nlogs=$(ls "$vg/logs" | wc -l)
     bad=$(grep -l -E 'Invalid (read|write|free)|uninitialised|Conditional jump|definitely lost|indirectly lost|Mismatched|Syscall param|overlap|Process terminating|ERROR SUMMARY: [1-9]' "$vg"/logs/* 2>/dev/null)
