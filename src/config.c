@@ -126,6 +126,10 @@ static int get_duration(const cJSON *v, const char *path, uint64_t *out, errbuf 
  * reads back as the same value (16777217, not %g's 1.67772e+07). */
 static void format_number(double d, char *buf, size_t len)
 {
+    if (d == floor(d) && fabs(d) < 1e15) { /* whole numbers as written: 340, not 3.4e+02 */
+        snprintf(buf, len, "%.0f", d);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)

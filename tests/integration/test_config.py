@@ -64,6 +64,8 @@ BAD = [
      ["checks[0].failure_threshold: 0 must be at least 1"]),
     ("number printed as given", with_check(max_response_bytes=16777217),
      ["checks[0].max_response_bytes: 16777217 must be at most 16777216"]),
+    ("a whole number printed whole", with_check(failure_threshold=340),
+     ["checks[0].failure_threshold: 340 must be at most 100"]),
     ("listen without host", cfg(listen=":8099"),
      ["listen: host missing: use 127.0.0.1:8099 or 0.0.0.0:8099"]),
     ("userinfo in url", with_check(url="http://admin:secret@127.0.0.1:8080/"), ['"headers"']),
