@@ -89,6 +89,8 @@ def main():
     ap.add_argument("--healthagg")
     ap.add_argument("--static", help="the static binary whose size to report")
     ap.add_argument("--write", help="Markdown file whose TLS section to replace")
+    ap.add_argument("--baseline", help="a healthagg binary without TLS: its probe Ir and size "
+                                       "are reported beside --static's")
     a = ap.parse_args()
     for tool in ("valgrind", "nginx", "openssl"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -107,6 +109,8 @@ def main():
                       "full handshake: %d Ir; %s]" % (label, protocols, full, res, full / res,
                                                       first, counts), flush=True)
         probe = probe_ir(ctx, a.healthagg) if a.healthagg else None
+        probe_static = probe_ir(ctx, a.static) if a.static else None
+        probe_base = probe_ir(ctx, a.baseline) if a.baseline else None
     finally:
         ctx.cleanup()
         certs.cleanup()
@@ -120,13 +124,19 @@ def main():
              "|---|---|---:|---:|---:|"]
     for label, proto, full, res, _ in rows:
         lines.append("| %s | %s | %.0f | %.0f | %.1fx |" % (label, proto, full, res, full / res))
-    if probe is not None:
-        lines += ["", "`healthagg probe` (never initialises TLS): %d Ir per run (%s)." %
-                  (probe, a.healthagg)]
-    if a.static and os.path.exists(a.static):
-        size = os.path.getsize(a.static)
-        lines += ["", "Static binary (`deploy/build-static.sh`, musl, stripped, with TLS and gRPC): "
-                  "%d bytes (%d KiB); goal 640 KiB." % (size, (size + 1023) // 1024)]
+    lines += ["", "`healthagg probe` never initialises TLS; instructions of one healthy probe "
+              "(callgrind, median of 5):", ""]
+    for what, ir, path in (("glibc build", probe, a.healthagg),
+                           ("static musl build", probe_static, a.static),
+                           ("static musl, without TLS", probe_base, a.baseline)):
+        if ir is not None:
+            lines.append("- %s: %d Ir (`%s`)" % (what, ir, path))
+    for what, path in (("with TLS", a.static), ("without TLS", a.baseline)):
+        if path and os.path.exists(path):
+            size = os.path.getsize(path)
+            lines.append("- static binary %s (`deploy/build-static.sh`, musl, stripped): %d bytes "
+                         "(%d KiB); goal with TLS and gRPC: 640 KiB" %
+                         (what, size, (size + 1023) // 1024))
     lines.append("<!-- tls:end -->")
     text = "\n".join(lines) + "\n"
     print(text)

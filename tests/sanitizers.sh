@@ -40,7 +40,7 @@ fail() { failures="$failures
 # Integration tests that between them hit /livez /readyz /health /metrics, GET and HEAD, http
 # and tcp checks, probe/check/validate, SIGTERM draining and every misbehaving target (faults;
 # behind the wrapper its fd/RSS figures are the wrapper's, so there it is a memcheck run only).
-VG_TESTS="endpoints transitions lifecycle cli odd_responses faults"
+VG_TESTS="endpoints transitions lifecycle cli odd_responses faults tls"
 # Tests that assert wall-clock bounds on a process start: valgrind's ~1 s startup breaks them
 # by design, not by a bug, so they are left out of the valgrind run (ASan runs them).
 VG_SKIP="probe_bounded_by_timeout_on_a_hanging_sidecar probe_no_sidecar_is_fast_and_clear"
@@ -165,6 +165,9 @@ if [ "$do_vg" = 1 ]; then
     make_wrapper "$vg/healthagg" "$vg/pids" valgrind -q --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
         --track-fds=no --log-file="$vg/logs/vg.%p.log" "$build/healthagg"
+    # test_tls.py stretches its intervals and timeouts by this: a full TLS handshake under
+    # valgrind takes about a second.
+    export HEALTHAGG_TEST_SLOW=20
     for t in $VG_TESTS; do
         # shellcheck disable=SC2086
         run_integration "$t" "$vg/healthagg" "$build/tests/testapp/testapp" "$vg/test-$t.log" \

@@ -19,6 +19,13 @@ from harness import cli, expect, expect_eq, test
 import tlsfixtures
 
 CERTS = None
+# Under valgrind (tests/sanitizers.sh sets HEALTHAGG_TEST_SLOW) a full handshake takes seconds:
+# every interval and timeout here is multiplied by it.
+SLOW = max(1, int(os.environ.get("HEALTHAGG_TEST_SLOW", "1")))
+
+
+def ms(n):
+    return f"{n * SLOW}ms"
 
 
 def ca_flags():
@@ -30,8 +37,9 @@ def server(ctx, name, *extra):
     return tlsfixtures.SServer(ctx, crt, key, extra)
 
 
-def check(url, *flags, timeout="2s"):
-    return cli(["check", "--timeout", timeout] + list(flags) + [url], timeout=15)
+def check(url, *flags, timeout=None):
+    return cli(["check", "--timeout", timeout or ms(2000)] + list(flags) + [url],
+               timeout=15 * SLOW)
 
 
 def expect_fail(r, needle):
@@ -104,14 +112,15 @@ def min_version_against_tls13_only_and_tls12_only(ctx):
     path = write_config([{"name": "t13", "url": f"https://127.0.0.1:{s13.port}/",
                           "tls": {"ca_file": CERTS.ca, "min_version": "1.3"}}])
     expect_eq(cli(["validate", "--config", path]).rc, 0, "valid config")
-    h = ctx.healthagg(["--config", path, "--interval", "300ms", "--timeout", "250ms"])
-    h.wait_transition("t13", "pass", 5)
+    h = ctx.healthagg(["--config", path, "--interval", ms(300), "--timeout", ms(250)])
+    h.wait_transition("t13", "pass", 5 * SLOW)
+    h.proc.kill()  # one sidecar at a time (under valgrind, two compete for the CPU)
     s12 = server(ctx, "good", "-tls1_2")
     path = write_config([{"name": "t12", "url": f"https://127.0.0.1:{s12.port}/",
                           "tls": {"ca_file": CERTS.ca, "min_version": "1.3"}}])
-    h2 = ctx.healthagg(["--config", path, "--interval", "300ms", "--timeout", "250ms",
+    h2 = ctx.healthagg(["--config", path, "--interval", ms(300), "--timeout", ms(250),
                         "--failure-threshold", "1"])
-    line = h2.wait_transition("t12", "fail", 5)
+    line = h2.wait_transition("t12", "fail", 5 * SLOW)
     expect("tls: " in line["reason"] and ("version" in line["reason"]),
            f"the reason names the version: {line!r}")
 
@@ -133,9 +142,9 @@ def handshake_stall_times_out_naming_the_phase(ctx):
         except OSError:
             pass
     threading.Thread(target=accept_and_stall, daemon=True).start()
-    r = check(f"https://127.0.0.1:{srv.getsockname()[1]}/", *ca_flags(), timeout="800ms")
-    expect_fail(r, "timeout after 800ms (tls handshake)")
-    expect(r.elapsed < 5, f"bounded by the timeout: {r!r}")
+    r = check(f"https://127.0.0.1:{srv.getsockname()[1]}/", *ca_flags(), timeout=ms(800))
+    expect_fail(r, f"timeout after {800 * SLOW}ms (tls handshake)")
+    expect(r.elapsed < 5 * SLOW, f"bounded by the timeout: {r!r}")
     for c in held:
         c.close()
 
@@ -144,8 +153,8 @@ def handshake_stall_times_out_naming_the_phase(ctx):
 def plain_http_on_https_url(ctx):
     crt, key = CERTS.path("good")
     n = tlsfixtures.Nginx(ctx, crt, key, ssl=False)
-    r = check(f"https://127.0.0.1:{n.port}/", *ca_flags(), timeout="5s")
-    expect(r.rc == 1 and r.elapsed < 2, f"fails at once, not at the timeout: {r!r}")
+    r = check(f"https://127.0.0.1:{n.port}/", *ca_flags(), timeout=ms(5000))
+    expect(r.rc == 1 and r.elapsed < 2 * SLOW, f"fails at once, not at the timeout: {r!r}")
     expect('tls: the server answered with non-TLS bytes "HTTP/1.1 400 Bad Request"; is it plain '
            f'HTTP on a TLS URL? (127.0.0.1:{n.port})' in r.out, f"says it is not TLS: {r!r}")
 
@@ -165,13 +174,13 @@ def expiry_warning_health_and_metrics(ctx):
     s = server(ctx, "soon")
     path = write_config([{"name": "soon", "url": f"https://127.0.0.1:{s.port}/",
                           "tls": {"ca_file": CERTS.ca, "warn_cert_expiry": "14d"}}])
-    h = ctx.healthagg(["--config", path, "--interval", "300ms", "--timeout", "250ms"])
-    h.wait_transition("soon", "pass", 5)
+    h = ctx.healthagg(["--config", path, "--interval", ms(300), "--timeout", ms(250)])
+    h.wait_transition("soon", "pass", 5 * SLOW)
 
     def health():
         st, _, body = h.get("/health")
         return json.loads(body)
-    doc = harness.poll(health, lambda d: d["status"] == "warn", 5, "/health warn")
+    doc = harness.poll(health, lambda d: d["status"] == "warn", 5 * SLOW, "/health warn")
     entry = doc["checks"]["soon"][0]
     expect("certificate expires in 3d (notAfter " in entry["output"], f"reason: {entry!r}")
     when = CERTS.not_after["soon"]
@@ -192,9 +201,9 @@ def resumption_in_effect(ctx):
         n = tlsfixtures.Nginx(ctx, crt, key, protocols=protocols)
         path = write_config([{"name": "n", "url": f"https://127.0.0.1:{n.port}/",
                               "tls": {"ca_file": CERTS.ca}}])
-        h = ctx.healthagg(["--config", path, "--interval", "150ms", "--timeout", "120ms"])
-        h.wait_transition("n", "pass", 5)
-        full, resumed = harness.poll(n.handshakes, lambda c: c[1] >= 5, 10,
+        h = ctx.healthagg(["--config", path, "--interval", ms(150), "--timeout", ms(120)])
+        h.wait_transition("n", "pass", 5 * SLOW)
+        full, resumed = harness.poll(n.handshakes, lambda c: c[1] >= 5, 10 * SLOW,
                                      "5 resumed handshakes")
         expect(full == 1, f"{protocols}: one full handshake, then resumed ones; nginx saw "
                           f"{full} full and {resumed} resumed")
@@ -233,10 +242,10 @@ def insecure_skip_verify_is_logged_at_start(ctx):
     s = server(ctx, "selfsigned")
     path = write_config([{"name": "lax", "url": f"https://127.0.0.1:{s.port}/",
                           "tls": {"insecure_skip_verify": True}}])
-    h = ctx.healthagg(["--config", path, "--interval", "300ms", "--timeout", "250ms"])
+    h = ctx.healthagg(["--config", path, "--interval", ms(300), "--timeout", ms(250)])
     h.wait_event(lambda e: e.get("event") == "tls_insecure" and e.get("check") == "lax" and
-                 e.get("level") == "warn", 5, "a tls_insecure warning")
-    h.wait_transition("lax", "pass", 5)
+                 e.get("level") == "warn", 5 * SLOW, "a tls_insecure warning")
+    h.wait_transition("lax", "pass", 5 * SLOW)
 
 
 if __name__ == "__main__":
@@ -245,6 +254,7 @@ if __name__ == "__main__":
         print(f"SKIPPED: {', '.join(gone)} not installed (tests/deploy/deps.sh installs them)")
         sys.exit(tlsfixtures.SKIP)
     CERTS = tlsfixtures.Certs()
+    harness.TEST_LIMIT_S *= SLOW
     try:
         harness.run(__name__)
     finally:
