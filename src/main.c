@@ -97,6 +97,7 @@ static const char usage_check[] =
     "  (--expect repeatable: alternatives), --max-response-bytes N        tcp\n"
     "  --max-age D                                                        file\n"
     "  --service NAME, --authority HOST:PORT                              grpc, grpcs\n"
+    "  (the https flags apply to grpcs:// URLs too)\n"
     "\n"
     "Exit: 0 when every URL passed, else 1 (never 2).\n";
 

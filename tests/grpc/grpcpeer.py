@@ -43,10 +43,13 @@ def require_peer():
 class GrpcServer:
     """server.js in one mode; set()/clear() switch service statuses at run time."""
 
-    def __init__(self, ctx, mode="health", statuses=None, port=0, require=None, tls=None):
+    def __init__(self, ctx, mode="health", statuses=None, port=0, require=None, tls=None,
+                 client_ca=None):
         argv = ["node", SERVER_JS, "--mode", mode, "--port", str(port)]
         if tls:
             argv += ["--tls", tls[0], tls[1]]
+            if client_ca:  # mTLS: the server requires a client certificate signed by it
+                argv += ["--client-ca", client_ca]
         for svc, st in (statuses or {}).items():
             argv += ["--status", f"{svc or '-'}={st}"]
         for k, v in (require or {}).items():

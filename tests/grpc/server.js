@@ -15,10 +15,11 @@
 //   clear SERVICE        forget the service: Check answers NOT_FOUND for it again
 // It exits when stdin closes, so a test that dies cannot leave it behind.
 //
-// With --tls CERT KEY the gRPC server speaks TLS (grpcs://; ALPN h2) with that PEM certificate.
+// With --tls CERT KEY the gRPC server speaks TLS (grpcs://; ALPN h2) with that PEM certificate;
+// with --client-ca CA as well it requires a client certificate signed by that CA (mTLS).
 //
 // Usage: node server.js [--mode M] [--port P] [--status SERVICE=STATUS]... [--require-metadata K=V]
-//                       [--tls CERT KEY]
+//                       [--tls CERT KEY [--client-ca CA]]
 'use strict';
 const http2 = require('http2');
 const readline = require('readline');
@@ -29,6 +30,7 @@ let port = 0;
 const initial = {};
 let required = null;
 let tls = null;
+let clientCa = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   const v = args[i + 1];
@@ -37,6 +39,9 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--status') {
     const eq = v.lastIndexOf('=');
     initial[name(v.slice(0, eq))] = v.slice(eq + 1);
+    i++;
+  } else if (a === '--client-ca') {
+    clientCa = v;
     i++;
   } else if (a === '--tls') {
     tls = [args[i + 1], args[i + 2]];
@@ -88,9 +93,10 @@ if (mode === 'health' || mode === 'nohealth') {
     health.addToServer(grpcServer);
   }
   const creds = tls
-    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: require('fs').readFileSync(tls[0]),
-                                                private_key: require('fs').readFileSync(tls[1]) }],
-                                       false)
+    ? grpc.ServerCredentials.createSsl(clientCa ? require('fs').readFileSync(clientCa) : null,
+                                       [{ cert_chain: require('fs').readFileSync(tls[0]),
+                                          private_key: require('fs').readFileSync(tls[1]) }],
+                                       Boolean(clientCa))
     : grpc.ServerCredentials.createInsecure();
   grpcServer.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => {
     if (err) fail(`bind: ${err.message}`);

@@ -163,7 +163,11 @@ def plain_http_on_https_url(ctx):
 def client_certificate(ctx):
     s = server(ctx, "good", "-Verify", "1", "-CAfile", CERTS.ca)
     r = check(f"https://127.0.0.1:{s.port}/", *ca_flags())
-    expect_fail(r, "tls: alert ")
+    # TLS 1.3: the server rejects us after our Finished; we read its alert, or our request
+    # races its close and the write fails
+    expect(r.rc == 1 and any(w in r.out for w in ("tls: alert ", "write: broken pipe",
+                                                  "connection reset")),
+           f"no client certificate: {r!r}")
     crt, key = CERTS.path("client")
     r = check(f"https://127.0.0.1:{s.port}/", *ca_flags(), "--client-cert", crt, "--client-key", key)
     expect(r.rc == 0, f"with --client-cert/--client-key: {r!r}")
