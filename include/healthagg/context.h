@@ -79,11 +79,10 @@ struct ha_context {
     uint64_t stall_ms;       /* loop time a stall was last noticed (0: never) */
     size_t stall_pending;    /* checks still waiting for a result newer than that stall */
     uint64_t start_wall_ms;
-    ha_histogram sched_lag;     /* how late probes start, behind their planned time */
-    ha_histogram loop_turn;     /* work per loop turn, between two waits for events (turns.c) */
-    uv_prepare_t turn;          /* turns.c: runs once per loop turn, just before the wait */
-    uint64_t turn_prev_ns;      /* uv_hrtime at the previous turn's prepare (0: none yet) */
-    uint64_t turn_prev_idle_ns; /* uv_metrics_idle_time then */
+    ha_histogram sched_lag; /* how late probes start, behind their planned time */
+    ha_histogram loop_turn; /* CPU time per loop turn, between two waits for events (turns.c) */
+    uv_prepare_t turn;      /* turns.c: runs once per loop turn, just before the wait */
+    uint64_t turn_prev_ns;  /* the thread's CPU time at the previous turn's prepare (0: none) */
     uint64_t probes_skipped;
     uint64_t rng; /* xorshift state for jitter */
 

@@ -49,6 +49,9 @@ typedef struct ha_view {
 /* A response with `body` (may be NULL for none); extra_headers is "Name: v\r\n"... or NULL. */
 ha_response *ha_response_new(int status, const char *content_type, const char *extra_headers,
                              const char *body, size_t body_len);
+/* The same with the body left for the caller to write: body_len bytes at data + head_len. */
+ha_response *ha_response_alloc(int status, const char *content_type, const char *extra_headers,
+                               size_t body_len);
 void ha_response_ref(ha_response *r);
 void ha_response_unref(ha_response *r);
 

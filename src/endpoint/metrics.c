@@ -6,7 +6,8 @@
  * A render rewrites the fragment only of the checks that got a result since the last render
  * (their probe counters moved: every ha_state_apply bumps probes_total or inconclusive_total),
  * formats numbers with the few lines of integer code below instead of printf, and then
- * assembles the page family by family with one memcpy per check and family. The few
+ * copies the page family by family, one memcpy per check and family, straight into the
+ * response. The few
  * task-wide series around them (aggregate, scheduler lag, loop turns) are small and are
  * printed each time. The trade-off: about twice the page's size of memory kept between
  * scrapes, for a render that costs a copy plus the checks that changed. */
@@ -75,7 +76,7 @@ struct ha_metrics_cache {
     size_t n;
     fragment *frag;
     char *arena;
-    char *page; /* the assembled body, kept for its capacity */
+    char *page; /* the page's own text (not the checks' lines), kept for its capacity */
     size_t page_cap;
 };
 
@@ -260,15 +261,6 @@ static char *reserve(page *b, size_t more)
     return b->m->page + b->len;
 }
 
-static void append(page *b, const char *s, size_t len)
-{
-    char *p = reserve(b, len);
-    if (p) {
-        memcpy(p, s, len);
-        b->len += len;
-    }
-}
-
 static void appendf(page *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void appendf(page *b, const char *fmt, ...)
@@ -318,7 +310,12 @@ ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v)
             fr->valid = true;
         }
     }
+    /* The page's own text (task-wide series, each family's HELP and TYPE) goes into the page
+     * buffer first, so the body's length is known; then the response is allocated once and
+     * the pieces are copied into it in page order: text, then per family its head and every
+     * check's lines. */
     page b = {m, 0, false};
+    size_t fam_at[F_COUNT + 1];
     appendf(&b,
             "# HELP healthagg_up 1 when the aggregate is pass or warn (the real verdict, also in "
             "report-only mode).\n"
@@ -343,13 +340,11 @@ ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v)
                     ha_agg_ready(v->group_states[g].agg));
     }
     for (int f = 0; f < F_COUNT; f++) {
+        fam_at[f] = b.len;
         appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                 families[f].name, families[f].type);
-        for (size_t i = 0; i < v->n; i++) {
-            const fragment *fr = &m->frag[i];
-            append(&b, fr->text + fr->off[f], fr->off[f + 1] - fr->off[f]);
-        }
     }
+    fam_at[F_COUNT] = b.len; /* the rest: task-wide series after the per-check families */
     appendf(&b,
             "# HELP healthagg_scheduler_lag_max_seconds Largest delay of a probe behind its "
             "planned start.\n# TYPE healthagg_scheduler_lag_max_seconds gauge\n"
@@ -359,13 +354,13 @@ ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v)
               "How late probes start behind their planned time.", v->sched_lag);
     if (v->loop_turn) {
         appendf(&b,
-                "# HELP healthagg_loop_turn_max_seconds Longest event loop turn (work between "
-                "two waits for events) since start.\n"
+                "# HELP healthagg_loop_turn_max_seconds Most CPU time one event loop turn "
+                "used (work between two waits for events) since start.\n"
                 "# TYPE healthagg_loop_turn_max_seconds gauge\n"
                 "healthagg_loop_turn_max_seconds %.6f\n",
                 (double)v->loop_turn->max_us / 1e6);
         histogram(&b, "healthagg_loop_turn_seconds",
-                  "Event loop turns by the time spent working between two waits for events.",
+                  "Event loop turns by the CPU time of their work between two waits for events.",
                   v->loop_turn);
     }
     appendf(&b,
@@ -379,7 +374,24 @@ ha_response *ha_render_metrics_cached(ha_metrics_cache *m, const ha_view *v)
             (double)v->start_wall_ms / 1e3);
     if (b.failed)
         return NULL;
-    return ha_response_new(200, "text/plain; version=0.0.4; charset=utf-8", NULL, m->page, b.len);
+    size_t body_len = b.len;
+    for (size_t i = 0; i < v->n; i++)
+        body_len += m->frag[i].off[F_COUNT];
+    ha_response *r =
+        ha_response_alloc(200, "text/plain; version=0.0.4; charset=utf-8", NULL, body_len);
+    if (!r)
+        return NULL;
+    char *p = r->data + r->head_len;
+    p += put_str(p, m->page, fam_at[0]);
+    for (int f = 0; f < F_COUNT; f++) {
+        p += put_str(p, m->page + fam_at[f], fam_at[f + 1] - fam_at[f]);
+        for (size_t i = 0; i < v->n; i++) {
+            const fragment *fr = &m->frag[i];
+            p += put_str(p, fr->text + fr->off[f], fr->off[f + 1] - fr->off[f]);
+        }
+    }
+    put_str(p, m->page + fam_at[F_COUNT], b.len - fam_at[F_COUNT]);
+    return r;
 }
 
 ha_response *ha_render_metrics(const ha_view *v)

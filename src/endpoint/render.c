@@ -42,6 +42,15 @@ static const char *reason_phrase(int status)
 ha_response *ha_response_new(int status, const char *content_type, const char *extra_headers,
                              const char *body, size_t body_len)
 {
+    ha_response *r = ha_response_alloc(status, content_type, extra_headers, body_len);
+    if (r && body_len)
+        memcpy(r->data + r->head_len, body, body_len);
+    return r;
+}
+
+ha_response *ha_response_alloc(int status, const char *content_type, const char *extra_headers,
+                               size_t body_len)
+{
 #define HEAD_FMT                                                                                   \
     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "                 \
     "no-store\r\n%s%s\r\n"
@@ -68,10 +77,9 @@ ha_response *ha_response_new(int status, const char *content_type, const char *e
     r->len = (size_t)head + body_len;
     r->close_head_len = (size_t)close_head;
     r->ka_head_len = (size_t)ka_head;
+    /* The head's terminating NUL lands on the body's first byte, which the caller writes. */
     snprintf(r->data, (size_t)head + 1, HEAD_FMT, status, phrase, content_type, body_len, extra,
              "");
-    if (body_len)
-        memcpy(r->data + head, body, body_len);
     snprintf(r->data + r->len, (size_t)close_head + 1, HEAD_FMT, status, phrase, content_type,
              body_len, extra, close);
     snprintf(r->data + r->len + close_head, (size_t)ka_head + 1, HEAD_FMT, status, phrase,

@@ -288,14 +288,15 @@ static const char *ref_metrics(const ha_view *v)
     ref_histogram("healthagg_scheduler_lag_seconds",
                   "How late probes start behind their planned time.", v->sched_lag);
     if (v->loop_turn) {
-        ref_printf("# HELP healthagg_loop_turn_max_seconds Longest event loop turn (work between "
-                   "two waits for events) since start.\n"
+        ref_printf("# HELP healthagg_loop_turn_max_seconds Most CPU time one event loop turn "
+                   "used (work between two waits for events) since start.\n"
                    "# TYPE healthagg_loop_turn_max_seconds gauge\n"
                    "healthagg_loop_turn_max_seconds %.6f\n",
                    (double)v->loop_turn->max_us / 1e6);
-        ref_histogram("healthagg_loop_turn_seconds",
-                      "Event loop turns by the time spent working between two waits for events.",
-                      v->loop_turn);
+        ref_histogram(
+            "healthagg_loop_turn_seconds",
+            "Event loop turns by the CPU time of their work between two waits for events.",
+            v->loop_turn);
     }
     ref_printf("# HELP healthagg_probes_skipped_total Probes not started because the previous "
                "one was still closing.\n# TYPE healthagg_probes_skipped_total counter\n"
