@@ -31,7 +31,11 @@ static const char usage_main[] =
     "healthCheck)\n"
     "  check      probe URLs once, no daemon; exit 0 if all pass, 1 if not (a curl replacement)\n"
     "  validate   check a configuration without running it\n"
+#ifdef HEALTHAGG_WITH_LINT
     "  lint       check ECS task definitions (and images) for health-check mistakes\n"
+#else
+    "  lint       not in this binary (the shipped sidecar): use healthagg-lint\n"
+#endif
     "  version    print the version\n"
     "\n"
     "Run 'healthagg <command> --help' for a command's flags.\n";
@@ -624,8 +628,19 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv);
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc, argv);
-    if (strcmp(cmd, "lint") == 0)
+    if (strcmp(cmd, "lint") == 0) {
+#ifdef HEALTHAGG_WITH_LINT
         return ha_cmd_lint(argc, argv);
+#else
+        /* The sidecar binary leaves lint (and zlib) out to stay within its size budget: lint
+         * runs in CI, never in the task. */
+        fputs("healthagg lint: not in this binary: the sidecar build leaves lint out to stay "
+              "small; run healthagg-lint (the same version with lint, built beside it by "
+              "deploy/build-static.sh) or a development build\n",
+              stderr);
+        return 2;
+#endif
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("healthagg %s\n", HEALTHAGG_VERSION);
         return 0;
