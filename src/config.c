@@ -69,23 +69,6 @@ static void set_builtin_defaults(ha_config *c)
     strcpy(c->source, "defaults and flags");
 }
 
-static const char *json_type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    if (cJSON_IsObject(v))
-        return "an object";
-    return "an invalid value";
-}
-
 /* Rejects keys outside `allowed` and keys given twice, naming the path and the valid keys. */
 static int check_keys(const cJSON *obj, const char *path, const char *const *allowed, errbuf e)
 {
@@ -116,7 +99,7 @@ static int get_duration(const cJSON *v, const char *path, uint64_t *out, errbuf 
     char msg[HA_ERR_MAX];
     if (!cJSON_IsString(v))
         return errf(e, "%s: expected a duration string like \"5s\", got %s", path,
-                    json_type_name(v));
+                    ha_json_type_name(v));
     if (ha_parse_duration(v->valuestring, out, msg, sizeof(msg)) != 0)
         return errf(e, "%s: %s", path, msg);
     return 0;
@@ -142,7 +125,7 @@ static int get_uint(const cJSON *v, const char *path, unsigned min, unsigned max
 {
     if (!cJSON_IsNumber(v))
         return errf(e, "%s: expected a whole number %u-%u, got %s", path, min, max,
-                    json_type_name(v));
+                    ha_json_type_name(v));
     char num[40];
     format_number(v->valuedouble, num, sizeof(num));
     if (v->valuedouble != floor(v->valuedouble))
@@ -158,7 +141,7 @@ static int get_uint(const cJSON *v, const char *path, unsigned min, unsigned max
 static int get_bool(const cJSON *v, const char *path, bool *out, errbuf e)
 {
     if (!cJSON_IsBool(v))
-        return errf(e, "%s: expected true or false, got %s", path, json_type_name(v));
+        return errf(e, "%s: expected true or false, got %s", path, ha_json_type_name(v));
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -166,7 +149,7 @@ static int get_bool(const cJSON *v, const char *path, bool *out, errbuf e)
 static int get_string(const cJSON *v, const char *path, char *out, size_t outlen, errbuf e)
 {
     if (!cJSON_IsString(v))
-        return errf(e, "%s: expected a string, got %s", path, json_type_name(v));
+        return errf(e, "%s: expected a string, got %s", path, ha_json_type_name(v));
     if (strlen(v->valuestring) >= outlen)
         return errf(e, "%s: longer than %zu characters", path, outlen - 1);
     strcpy(out, v->valuestring);
@@ -254,7 +237,7 @@ static int get_groups(const cJSON *v, const char *path, ha_check_config *c, errb
 {
     if (!cJSON_IsArray(v))
         return errf(e, "%s: expected a list of group names like [\"live\"], got %s", path,
-                    json_type_name(v));
+                    ha_json_type_name(v));
     size_t n = (size_t)cJSON_GetArraySize(v);
     if (n > HA_GROUPS_PER_CHECK)
         return errf(e, "%s: %zu groups; a check may be in at most %d", path, n,
@@ -262,7 +245,8 @@ static int get_groups(const cJSON *v, const char *path, ha_check_config *c, errb
     size_t i = 0;
     for (const cJSON *it = v->child; it; it = it->next, i++) {
         if (!cJSON_IsString(it))
-            return errf(e, "%s[%zu]: expected a group name, got %s", path, i, json_type_name(it));
+            return errf(e, "%s[%zu]: expected a group name, got %s", path, i,
+                        ha_json_type_name(it));
         if (!ha_group_name_ok(it->valuestring)) {
             char shown[48];
             ha_quote(shown, sizeof(shown), it->valuestring, strlen(it->valuestring));
@@ -406,7 +390,7 @@ static int apply_server_fields(const cJSON *obj, ha_config *c, errbuf e)
                                        "max_requests_per_connection",
                                        NULL};
     if (!cJSON_IsObject(obj))
-        return errf(e, "server: expected an object, got %s", json_type_name(obj));
+        return errf(e, "server: expected an object, got %s", ha_json_type_name(obj));
     if (check_keys(obj, "server", keys, e) != 0)
         return -1;
     char p[PATH_MAX_LEN];
@@ -548,7 +532,7 @@ static int apply_check(const cJSON *obj, const cJSON *defaults_json, const char 
     char p[PATH_MAX_LEN + 8], msg[HA_ERR_MAX];
     snprintf(p, sizeof(p), "%s.url", path);
     if (!cJSON_IsString(u))
-        return errf(e, "%s: expected a string, got %s", p, json_type_name(u));
+        return errf(e, "%s: expected a string, got %s", p, ha_json_type_name(u));
     if (ha_check_parse_url(cc, u->valuestring, msg, sizeof(msg)) != 0)
         return errf(e, "%s: %s", p, msg);
     if (check_check_keys(obj, path, cc->row, e) != 0 || apply_check_fields(obj, path, cc, e) != 0)
@@ -569,7 +553,7 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
         return -1;
     int rc = -1;
     if (!cJSON_IsObject(root)) {
-        errf(e, "%s: the config must be a JSON object, got %s", origin, json_type_name(root));
+        errf(e, "%s: the config must be a JSON object, got %s", origin, ha_json_type_name(root));
         goto out;
     }
     if (check_keys(root, "", top_keys, e) != 0)
@@ -607,7 +591,7 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "defaults")) != NULL) {
         if (!cJSON_IsObject(v)) {
-            errf(e, "defaults: expected an object, got %s", json_type_name(v));
+            errf(e, "defaults: expected an object, got %s", ha_json_type_name(v));
             goto out;
         }
         if (check_check_keys(v, "defaults", NULL, e) != 0 ||
@@ -621,7 +605,7 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
     if (checks) {
         if (!cJSON_IsArray(checks)) {
-            errf(e, "checks: expected an array of checks, got %s", json_type_name(checks));
+            errf(e, "checks: expected an array of checks, got %s", ha_json_type_name(checks));
             goto out;
         }
         size_t n = (size_t)cJSON_GetArraySize(checks);
@@ -642,7 +626,7 @@ static int apply_json(const char *json, size_t len, const char *origin, ha_confi
                 errf(e,
                      "%s: expected an object like {\"name\": \"app\", \"url\": "
                      "\"http://127.0.0.1:8080/healthz\"}, got %s",
-                     path, json_type_name(c));
+                     path, ha_json_type_name(c));
                 goto out;
             }
             ha_check_config *cc = &out->checks[i];

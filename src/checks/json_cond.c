@@ -6,6 +6,7 @@
  * cJSON on every probe that has conditions - a tree allocation per probe, bounded by
  * max_response_bytes - rather than streamed; a streaming matcher would save the allocation but
  * could not answer "not JSON" or compare whole objects as simply, and health bodies are small. */
+#include "healthagg/check_type.h"
 #include "healthagg/json_cond.h"
 
 #include "healthagg/quote.h"
@@ -228,21 +229,6 @@ static const char *const op_keys[] = {"equals", "not_equals", "lt", "le", "gt", 
 #define N_OPS (sizeof(op_keys) / sizeof(op_keys[0]))
 static const char *const op_symbols[] = {"", "", "<", "<=", ">", ">=", ""};
 
-static const char *type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
-}
-
 static void cond_free(ha_json_cond *c)
 {
     ha_json_path_free(&c->path);
@@ -266,7 +252,7 @@ static int parse_one(const cJSON *o, const char *where, ha_json_cond *c, char *e
         return fail(err, errlen,
                     "%s: expected an object like {\"path\": \"$.status\", \"equals\": \"UP\"}, "
                     "got %s",
-                    where, type_name(o));
+                    where, ha_json_type_name(o));
     const cJSON *path = NULL, *opv = NULL;
     for (const cJSON *it = o->child; it; it = it->next) {
         for (const cJSON *prev = o->child; prev != it; prev = prev->next)
@@ -305,7 +291,7 @@ static int parse_one(const cJSON *o, const char *where, ha_json_cond *c, char *e
                     where);
     if (!cJSON_IsString(path))
         return fail(err, errlen, "%s.path: expected a string like \"$.status\", got %s", where,
-                    type_name(path));
+                    ha_json_type_name(path));
     if (!opv)
         return fail(err, errlen,
                     "%s: no condition; add one of equals, not_equals, lt, le, gt, ge, exists",
@@ -327,14 +313,14 @@ static int parse_one(const cJSON *o, const char *where, ha_json_cond *c, char *e
     case HA_JSON_GE:
         if (!cJSON_IsNumber(opv))
             return fail(err, errlen, "%s.%s: expected a number, got %s", where, opv->string,
-                        type_name(opv));
+                        ha_json_type_name(opv));
         c->number = opv->valuedouble;
         format_number(c->number, shown, sizeof(shown));
         break;
     case HA_JSON_EXISTS:
         if (!cJSON_IsBool(opv))
             return fail(err, errlen, "%s.exists: expected true or false, got %s", where,
-                        type_name(opv));
+                        ha_json_type_name(opv));
         c->exists = cJSON_IsTrue(opv);
         snprintf(shown, sizeof(shown), "%s", c->exists ? "true" : "false");
         break;
@@ -352,7 +338,7 @@ int ha_json_conds_parse(const cJSON *list, const char *where, ha_json_conds *out
         return fail(err, errlen,
                     "%s: expected a list of conditions like [{\"path\": \"$.status\", "
                     "\"equals\": \"UP\"}], got %s",
-                    where, type_name(list));
+                    where, ha_json_type_name(list));
     size_t n = (size_t)cJSON_GetArraySize(list);
     if (n == 0 || n > HA_JSON_COND_MAX)
         return fail(err, errlen, "%s: give 1 to %d conditions", where, HA_JSON_COND_MAX);
