@@ -162,7 +162,7 @@ static int expand_send(const ha_key_source *src, tcp_cfg *t, const char *text, c
 static const cJSON *pick_one(const ha_key_source *src, const char *text_key, const char *hex_key,
                              bool *is_hex, char *path, size_t pathlen, int *rc)
 {
-    char tpath[160], hpath[160];
+    char tpath[160] = "", hpath[160] = "";
     const cJSON *t = ha_key_find(src, text_key, tpath, sizeof(tpath));
     const cJSON *h = ha_key_find(src, hex_key, hpath, sizeof(hpath));
     *rc = 0;

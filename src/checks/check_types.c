@@ -180,6 +180,8 @@ const cJSON *ha_key_find(const ha_key_source *src, const char *key, char *path, 
     v = src->defaults ? cJSON_GetObjectItemCaseSensitive(src->defaults, key) : NULL;
     if (v)
         snprintf(path, pathlen, "defaults.%s", key);
+    else if (pathlen)
+        path[0] = '\0'; /* never left unset: callers may print it */
     return v;
 }
 
