@@ -40,8 +40,8 @@ void ha_scheme_list(char *buf, size_t len)
     size_t off = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < N_ROWS && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
-                                scheme_table[i].scheme);
+        off +=
+            (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", scheme_table[i].scheme);
 }
 
 static bool in_list(const char *const *keys, const char *key)

@@ -3,11 +3,11 @@
  *
  * Probes are set up once with ha_probe_init() for a few check configs (GET with the default
  * status rule, HEAD, expect_body + expect_body_regex + expect_json + a header with a small
- * max_response_bytes (the kept body at its cap; a reason never shows the header's value), a self-overlapping expect_body for the KMP
- * table). Per input, one probe is armed the way ha_probe_start() arms
- * it (running, bytes_read = 0, the type's reset) but without a socket; the bytes are fed in
- * chunks through ha_probe_deliver (what the plain transport does with what the socket read),
- * and ha_probe_deliver_eof is called if no verdict was reached.
+ * max_response_bytes (the kept body at its cap; a reason never shows the header's value), a
+ * self-overlapping expect_body for the KMP table). Per input, one probe is armed the way
+ * ha_probe_start() arms it (running, bytes_read = 0, the type's reset) but without a socket; the
+ * bytes are fed in chunks through ha_probe_deliver (what the plain transport does with what the
+ * socket read), and ha_probe_deliver_eof is called if no verdict was reached.
  *
  * Control byte (first input byte):
  *   bits 0-1  which check config

@@ -230,7 +230,8 @@ static void test_fsview(void)
 
 static void test_json_line(void)
 {
-    const char *t = "{\n  \"a\": [\n    {\"b\": 1},\n    {\"b\": \"x\\\"y\",\n     \"c\": {\"d\": true}}\n  ],\n"
+    const char *t = "{\n  \"a\": [\n    {\"b\": 1},\n    {\"b\": \"x\\\"y\",\n     \"c\": {\"d\": "
+                    "true}}\n  ],\n"
                     "  \"e\": \"line\\nbreak\"\n}\n";
     size_t n = strlen(t);
     CHECK(ha_json_line(t, n, "a") == 2);
